@@ -1,0 +1,73 @@
+"""The controls every MPL number needs, built from the same pieces: one network trained on the
+labeled data alone (`Supervised`) or on the teacher's own objective (`UDA`)."""
+
+import tensorflow as tf
+
+from mpl_tf import losses
+from mpl_tf.trainer import ClassifierTrainer, replica_sum
+
+
+class _SingleNetwork(ClassifierTrainer):
+    """One network, one optimizer; subclasses define `objective`."""
+
+    def __init__(self, network, config, **kwargs):
+        super().__init__(**kwargs)
+        self.network = network
+        self.config = config
+
+    def compile(self, network_optimizer, **kwargs):
+        super().compile(optimizer=None, **kwargs)
+        self.network_optimizer = network_optimizer
+
+    def build_all(self, input_shape):
+        """Builds the network and its optimizer; call inside the strategy scope."""
+        self(tf.zeros((1, *input_shape), self.network.dtype))
+        self.network_optimizer.build(self.network.trainable_variables)
+
+    def call(self, images, training=False):
+        return self.network(images, training=training)
+
+    def train_step(self, data):
+        variables = self.network.trainable_variables
+        with tf.GradientTape() as tape:
+            loss, logs = self.objective(data)
+        grads = replica_sum(tape.gradient(loss, variables))
+        lr = self.network_optimizer.apply(grads, variables)
+        logs = dict(zip(logs, replica_sum(list(logs.values()))))
+        return self.record({**logs, "lr": lr})
+
+
+class Supervised(_SingleNetwork):
+    """Label-smoothed cross-entropy on the labeled batch; the unlabeled batch is ignored."""
+
+    LOG_NAMES = ("loss", "lr")
+
+    def __init__(self, network, config, **kwargs):
+        super().__init__(network, config, name="supervised", **kwargs)
+
+    def objective(self, data):
+        (x_l, y_l), _ = data
+        loss = losses.supervised(y_l, self.network(x_l, training=True),
+                                 self.config.labeled_batch_size, self.config.label_smoothing)
+        return loss, {"loss": loss}
+
+
+class UDA(_SingleNetwork):
+    """Supervised loss plus confidence-masked consistency: MPL's teacher without the student."""
+
+    LOG_NAMES = ("loss", "supervised", "uda", "uda_mask_ratio", "lr")
+
+    def __init__(self, network, config, **kwargs):
+        super().__init__(network, config, name="uda", **kwargs)
+
+    def objective(self, data):
+        (x_l, y_l), (x_uw, x_us, _) = data
+        cfg = self.config
+        n_l, n_u = tf.shape(x_l)[0], tf.shape(x_uw)[0]
+        logits = self.network(tf.concat([x_l, x_uw, x_us], axis=0), training=True)
+        t_l, t_uw, t_us = tf.split(logits, [n_l, n_u, n_u], axis=0)
+        sup, uda, mask = losses.uda_objective(t_l, y_l, t_uw, t_us, cfg)
+        weight = cfg.uda_weight * losses.ramp(self.network_optimizer.iterations, cfg.uda_ramp_steps)
+        loss = sup + tf.cast(weight, uda.dtype) * uda
+        mask_ratio = tf.reduce_sum(mask) / cfg.unlabeled_batch_size
+        return loss, {"loss": loss, "supervised": sup, "uda": uda, "uda_mask_ratio": mask_ratio}

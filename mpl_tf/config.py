@@ -1,0 +1,208 @@
+"""Every knob of a run: the absl flag definitions and the frozen `Config` built from them.
+
+Flags are grouped by what they control; `Config.validate` checks every value before anything is
+built, so a bad flag fails in one line before training starts.
+"""
+
+import dataclasses
+import json
+
+from absl import flags
+
+METHODS = ("mpl", "uda", "supervised")
+LABEL_TYPES = ("sampled", "argmax", "soft")
+FEEDBACKS = ("taylor", "dot", "exact", "none")
+FEEDBACK_SIGNS = ("paper", "released")
+LR_SCHEDULES = ("constant", "cosine")
+STRATEGIES = ("default", "mirrored")
+
+
+class ConfigError(ValueError):
+    """A flag value that cannot run; its message is one line naming the value and the valid ones."""
+
+
+# --- the run ---------------------------------------------------------------------------------
+flags.DEFINE_string("model_dir", None, "Run directory: config, logs, results.json, figures.")
+flags.DEFINE_enum("method", "mpl", METHODS, "mpl: teacher + student; uda: the teacher's own "
+                  "objective alone; supervised: labeled data only.")
+flags.DEFINE_string("dataset", "two_moons", "Data source (see mpl_tf/data/sources.py).")
+flags.DEFINE_integer("num_labeled", 12, "Labeled examples, class-balanced, chosen by split_seed.")
+flags.DEFINE_integer("split_seed", 0, "Seed of the labeled subset (same for every method).")
+flags.DEFINE_integer("seed", 0, "Seed of initialisation, augmentation and label sampling.")
+flags.DEFINE_integer("train_steps", 10000, "Training steps (teacher updates).")
+flags.DEFINE_integer("log_every", 1000, "Steps per Keras epoch: progress bar, CSV and TensorBoard.")
+flags.DEFINE_integer("steps_per_execution", 1, "Steps run inside one tf.function call.")
+flags.DEFINE_enum("strategy", "default", STRATEGIES, "tf.distribute strategy.")
+flags.DEFINE_integer("eval_batch_size", 256, "Batch size for evaluation.")
+
+# --- the networks ----------------------------------------------------------------------------
+flags.DEFINE_string("model", "mlp", "Network for teacher and student (see mpl_tf/models).")
+flags.DEFINE_list("mlp_hidden", ["8", "8"], "Hidden layer widths of the MLP.")
+flags.DEFINE_string("mlp_activation", "sigmoid", "Activation of the MLP's hidden layers.")
+flags.DEFINE_float("mlp_init_scale", 0.1, "MLP weights and biases start U(-scale, scale).")
+
+# --- batches and optimisation (batch sizes are global, over all replicas) ---------------------
+flags.DEFINE_integer("labeled_batch_size", 12, "Global labeled batch size B.")
+flags.DEFINE_integer("unlabeled_batch_size", 64, "Global unlabeled batch size U.")
+flags.DEFINE_float("teacher_lr", 0.1, "Teacher learning rate (peak, before any schedule).")
+flags.DEFINE_float("student_lr", 0.1, "Student learning rate (peak, before any schedule).")
+flags.DEFINE_float("momentum", 0.0, "SGD momentum (TF1 semantics; 0 is plain SGD).")
+flags.DEFINE_bool("nesterov", False, "Nesterov momentum.")
+flags.DEFINE_float("weight_decay", 0.0, "Added as wd*w to the gradient of non-BN variables.")
+flags.DEFINE_float("grad_clip_norm", 0.0, "Clip gradients by this global norm; 0 turns it off.")
+flags.DEFINE_enum("lr_schedule", "constant", LR_SCHEDULES, "Learning-rate decay after warmup.")
+flags.DEFINE_integer("teacher_warmup_steps", 0, "Linear warmup steps of the teacher's lr.")
+flags.DEFINE_integer("student_warmup_steps", 0, "Linear warmup steps of the student's lr.")
+flags.DEFINE_integer("student_wait_steps", 0, "Steps the student's lr stays 0 at the start.")
+flags.DEFINE_float("label_smoothing", 0.0, "Smoothing of the student's pseudo-label targets "
+                   "and the teacher's supervised targets.")
+
+# --- Meta Pseudo Labels --------------------------------------------------------------------
+flags.DEFINE_enum("label_type", "sampled", LABEL_TYPES, "Pseudo labels the student learns from: "
+                  "sampled from the teacher (paper), its argmax, or its soft distribution "
+                  "(released code).")
+flags.DEFINE_enum("feedback", "taylor", FEEDBACKS, "Teacher feedback: taylor (old minus new "
+                  "labeled loss), dot (student lr times the product of the two gradients), exact "
+                  "(differentiate through the student's step; soft labels), none.")
+flags.DEFINE_enum("feedback_sign", "paper", FEEDBACK_SIGNS, "paper: h = old - new labeled loss "
+                  "(eq. 12); released: new - old, as the released code writes it.")
+flags.DEFINE_float("feedback_baseline_decay", 0.0, "Decay of the moving-average baseline "
+                   "subtracted from h; 0 turns the baseline off.")
+flags.DEFINE_float("feedback_weight", 1.0, "Weight of the feedback term in the teacher's loss.")
+
+# --- the teacher's UDA objective and the views ---------------------------------------------
+flags.DEFINE_float("uda_weight", 0.0, "Weight of the teacher's consistency loss; 0 turns it off.")
+flags.DEFINE_float("uda_temperature", 0.7, "Temperature that sharpens the weak-view targets.")
+flags.DEFINE_float("uda_threshold", 0.6, "Confidence the sharpened target needs to count.")
+flags.DEFINE_integer("uda_ramp_steps", 0, "Steps of the consistency weight's linear ramp.")
+flags.DEFINE_float("weak_noise", 0.1, "Two Moons weak view: std of Gaussian input noise.")
+flags.DEFINE_float("strong_noise", 0.2, "Two Moons strong view: std of Gaussian input noise.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """One run's settings; dumped to model_dir/config.json."""
+
+    model_dir: str = ""
+    method: str = "mpl"
+    dataset: str = "two_moons"
+    num_labeled: int = 12
+    split_seed: int = 0
+    seed: int = 0
+    train_steps: int = 10000
+    log_every: int = 1000
+    steps_per_execution: int = 1
+    strategy: str = "default"
+    eval_batch_size: int = 256
+    model: str = "mlp"
+    mlp_hidden: tuple = (8, 8)
+    mlp_activation: str = "sigmoid"
+    mlp_init_scale: float = 0.1
+    labeled_batch_size: int = 12
+    unlabeled_batch_size: int = 64
+    teacher_lr: float = 0.1
+    student_lr: float = 0.1
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    grad_clip_norm: float = 0.0
+    lr_schedule: str = "constant"
+    teacher_warmup_steps: int = 0
+    student_warmup_steps: int = 0
+    student_wait_steps: int = 0
+    label_smoothing: float = 0.0
+    label_type: str = "sampled"
+    feedback: str = "taylor"
+    feedback_sign: str = "paper"
+    feedback_baseline_decay: float = 0.0
+    feedback_weight: float = 1.0
+    uda_weight: float = 0.0
+    uda_temperature: float = 0.7
+    uda_threshold: float = 0.6
+    uda_ramp_steps: int = 0
+    weak_noise: float = 0.1
+    strong_noise: float = 0.2
+
+    @classmethod
+    def from_flags(cls, flag_values=flags.FLAGS):
+        """Reads every field from the parsed absl flags of the same name."""
+        values = {f.name: flag_values[f.name].value for f in dataclasses.fields(cls)}
+        values["mlp_hidden"] = tuple(int(w) for w in values["mlp_hidden"])
+        values["model_dir"] = values["model_dir"] or ""
+        return cls(**values)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    def validate(self):
+        """Raises ConfigError for the first value that cannot run; returns self otherwise."""
+        _one_of("method", self.method, METHODS)
+        _one_of("label_type", self.label_type, LABEL_TYPES)
+        _one_of("feedback", self.feedback, FEEDBACKS)
+        _one_of("feedback_sign", self.feedback_sign, FEEDBACK_SIGNS)
+        _one_of("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _one_of("strategy", self.strategy, STRATEGIES)
+        for name in ("train_steps", "log_every", "steps_per_execution", "eval_batch_size",
+                     "labeled_batch_size", "unlabeled_batch_size", "num_labeled"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"--{name}={getattr(self, name)} must be a positive integer")
+        for name in ("teacher_lr", "student_lr"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"--{name}={getattr(self, name)} must be > 0")
+        for name in ("teacher_warmup_steps", "student_warmup_steps", "student_wait_steps",
+                     "uda_ramp_steps"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name}={getattr(self, name)} must be >= 0")
+        for name in ("weight_decay", "grad_clip_norm", "uda_weight", "weak_noise",
+                     "strong_noise", "feedback_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name}={getattr(self, name)} must be >= 0")
+        _in_range("momentum", self.momentum, 0.0, 1.0, closed_high=False)
+        _in_range("label_smoothing", self.label_smoothing, 0.0, 1.0, closed_high=False)
+        _in_range("feedback_baseline_decay", self.feedback_baseline_decay, 0.0, 1.0,
+                  closed_high=False)
+        _in_range("uda_threshold", self.uda_threshold, 0.0, 1.0, closed_high=True)
+        if not self.uda_temperature > 0:
+            raise ConfigError(f"--uda_temperature={self.uda_temperature} must be > 0")
+        if not self.mlp_hidden or min(self.mlp_hidden) <= 0:
+            raise ConfigError(f"--mlp_hidden={','.join(map(str, self.mlp_hidden))} must list "
+                              "positive widths")
+        steps_per_epoch = min(self.log_every, self.train_steps)
+        if self.train_steps % steps_per_epoch:
+            raise ConfigError(f"--train_steps={self.train_steps} must be a multiple of "
+                              f"--log_every={self.log_every}")
+        if steps_per_epoch % self.steps_per_execution:
+            raise ConfigError(f"--steps_per_execution={self.steps_per_execution} must divide "
+                              f"the steps per epoch ({steps_per_epoch})")
+        if self.method == "mpl":
+            self._validate_feedback()
+        return self
+
+    def _validate_feedback(self):
+        """The label type decides which feedback estimators have a gradient at all."""
+        if self.feedback == "exact" and self.label_type != "soft":
+            raise ConfigError(f"--feedback=exact needs --label_type=soft (got "
+                              f"--label_type={self.label_type}): a hard label has no gradient "
+                              "to differentiate through")
+        if self.feedback in ("taylor", "dot") and self.label_type == "soft":
+            raise ConfigError(f"--feedback={self.feedback} needs --label_type=sampled or argmax "
+                              "(got soft): CE(stop_grad(p), logits) has zero gradient, the "
+                              "released code's inert term; use --feedback=exact for soft labels")
+        if self.feedback == "exact" and self.feedback_sign != "paper":
+            raise ConfigError("--feedback_sign applies to taylor and dot only; --feedback=exact "
+                              "takes the true derivative (use --feedback_sign=paper)")
+
+
+def _one_of(name, value, valid):
+    if value not in valid:
+        raise ConfigError(f"--{name}={value} is not valid; valid values: {', '.join(valid)}")
+
+
+def _in_range(name, value, low, high, closed_high):
+    ok = low <= value <= high if closed_high else low <= value < high
+    if not ok:
+        bracket = "]" if closed_high else ")"
+        raise ConfigError(f"--{name}={value} must be in [{low:g}, {high:g}{bracket}")

@@ -1,0 +1,105 @@
+"""SGD with TF1 momentum semantics, weight decay and global-norm clipping; learning-rate schedules.
+
+We keep our own optimizer instead of `keras.optimizers.SGD` for three reasons: the MPL step needs
+the globally reduced student gradient anyway (for the `dot` feedback), Keras clips per replica
+before its all-reduce, and Keras stores lr inside its velocity (`v <- m v - lr g`), which differs
+from the released code's `a <- m a + g; w <- w - lr (g + m a)` whenever lr changes, e.g. at the end
+of the student's zero-lr wait.
+"""
+
+import math
+import re
+
+import tensorflow as tf
+
+
+def learning_rate(step, peak, schedule, total_steps, warmup_steps=0, wait_steps=0):
+    """The released code's schedule: 0 while waiting, linear warmup, then constant or cosine to 0.
+
+    With s = step - wait: lr = 0 for s < 0; peak * (s + 1) / warmup for s < warmup; afterwards
+    peak (constant) or a cosine from peak to 0 at step == total_steps.
+    """
+    step = tf.cast(step, tf.float32)
+    since_wait = step - float(wait_steps)
+    warm = peak * (since_wait + 1.0) / float(max(warmup_steps, 1))
+    if schedule == "cosine":
+        decay_steps = float(max(total_steps - warmup_steps - wait_steps, 1))
+        progress = tf.clip_by_value((since_wait - warmup_steps) / decay_steps, 0.0, 1.0)
+        after = peak * 0.5 * (1.0 + tf.cos(math.pi * progress))
+    else:
+        after = tf.constant(peak, tf.float32)
+    lr = tf.where(since_wait < float(warmup_steps), warm, after)
+    return tf.where(since_wait < 0.0, tf.zeros_like(lr), lr)
+
+
+_NORM_VARIABLE = re.compile(r"norm|(^|[/_])bn")
+
+
+def is_decayed(variable):
+    """Weight decay applies to every variable except normalization layers' (by name, as released)."""
+    return not _NORM_VARIABLE.search(variable.path.lower())
+
+
+def _tf_variable(variable):
+    return variable.value if hasattr(variable, "value") and hasattr(variable, "path") else variable
+
+
+class MomentumSGD(tf.Module):
+    """`a <- m a + g; w <- w - lr (g + m a)` (Nesterov) or `w <- w - lr a`, with `g += wd w`.
+
+    `apply` takes gradients already summed over replicas, so clipping sees the global norm; build
+    it inside the strategy scope before training (slots must not be created inside a step).
+    """
+
+    def __init__(self, lr_fn, momentum=0.0, nesterov=False, weight_decay=0.0, clip_norm=0.0,
+                 name="sgd"):
+        super().__init__(name=name)
+        self._lr_fn = lr_fn
+        self._momentum = momentum
+        self._nesterov = nesterov
+        self._weight_decay = weight_decay
+        self._clip_norm = clip_norm
+        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations",
+                                      aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.velocities = []
+        self._decayed = []
+
+    def build(self, variables):
+        self._decayed = [is_decayed(v) for v in variables]
+        if self._momentum and not self.velocities:
+            strategy = tf.distribute.get_strategy()
+            for v in variables:
+                with strategy.extended.colocate_vars_with(_tf_variable(v)):
+                    self.velocities.append(tf.Variable(tf.zeros(v.shape, v.dtype),
+                                                       trainable=False, name="velocity"))
+
+    def learning_rate(self):
+        """The lr the next `apply` will use."""
+        return self._lr_fn(self.iterations)
+
+    def apply(self, grads, variables):
+        """Updates `variables` with globally reduced `grads`; returns the lr it used."""
+        lr = self.learning_rate()
+        if self._weight_decay:
+            grads = [g + self._weight_decay * v if d else g
+                     for g, v, d in zip(grads, variables, self._decayed)]
+        if self._clip_norm:
+            grads, _ = tf.clip_by_global_norm(grads, self._clip_norm)
+        tf.distribute.get_replica_context().merge_call(
+            self._update, args=(grads, [_tf_variable(v) for v in variables], lr))
+        return lr
+
+    def _update(self, strategy, grads, variables, lr):
+        slots = self.velocities or [None] * len(variables)
+        for grad, var, velocity in zip(grads, variables, slots):
+            strategy.extended.update(var, self._update_one, args=(grad, velocity, lr), group=False)
+        self.iterations.assign_add(1)
+
+    def _update_one(self, var, grad, velocity, lr):
+        lr = tf.cast(lr, var.dtype)
+        if velocity is None:
+            var.assign_sub(lr * grad)
+            return
+        velocity.assign(self._momentum * velocity + grad)
+        step = grad + self._momentum * velocity if self._nesterov else velocity
+        var.assign_sub(lr * step)

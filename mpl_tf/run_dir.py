@@ -1,0 +1,42 @@
+"""The run directory, a contract users' scripts rely on:
+config.json, labeled_indices.json, logs/ (TensorBoard), train_log.csv, results.json (written
+last, atomically, only when the run completes) and any figures."""
+
+import json
+import os
+import tempfile
+
+from mpl_tf.config import ConfigError
+
+
+def prepare(config, overwrite=False):
+    """Creates model_dir and writes config.json; refuses a directory holding a finished run."""
+    path = config.model_dir
+    if not path:
+        raise ConfigError("--model_dir is required: where to write the run's results")
+    results = os.path.join(path, "results.json")
+    if os.path.exists(results) and not overwrite:
+        raise ConfigError(f"--model_dir={path} already holds a finished run ({results}); "
+                          "choose another directory or pass --overwrite")
+    try:
+        os.makedirs(path, exist_ok=True)
+        if os.path.exists(results):
+            os.remove(results)
+        write_json(os.path.join(path, "config.json"), json.loads(config.to_json()))
+    except OSError as e:
+        raise ConfigError(f"--model_dir={path} is not writable: {e.strerror}") from None
+
+
+def write_json(path, obj):
+    """Writes JSON through a temporary file and a rename, so readers never see half a file."""
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise

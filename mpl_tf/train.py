@@ -1,0 +1,154 @@
+"""One run, end to end: data -> networks -> fit() under the strategy -> evaluation -> results.
+
+`main.py` parses flags; everything testable lives here.
+"""
+
+import functools
+import os
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mpl_tf import distribute
+from mpl_tf import models
+from mpl_tf import optim
+from mpl_tf import plots
+from mpl_tf import run_dir
+from mpl_tf.baselines import UDA, Supervised
+from mpl_tf.config import ConfigError
+from mpl_tf.data import pipeline
+from mpl_tf.mpl import MetaPseudoLabels
+
+
+def make_optimizer(config, role):
+    """The teacher's or the student's optimizer, with its schedule (single networks use the
+    teacher's settings: they are trained the way MPL's teacher is)."""
+    lr = config.student_lr if role == "student" else config.teacher_lr
+    warmup = config.student_warmup_steps if role == "student" else config.teacher_warmup_steps
+    wait = config.student_wait_steps if role == "student" else 0
+    schedule = functools.partial(optim.learning_rate, peak=lr, schedule=config.lr_schedule,
+                                 total_steps=config.train_steps, warmup_steps=warmup,
+                                 wait_steps=wait)
+    return optim.MomentumSGD(schedule, momentum=config.momentum, nesterov=config.nesterov,
+                             weight_decay=config.weight_decay, clip_norm=config.grad_clip_norm,
+                             name=f"{role}_sgd")
+
+
+def build_model(config, input_shape, num_classes, method=None, dtype="float32"):
+    """The compiled, built Keras model for `method`; call inside the strategy scope.
+
+    Seeds: the teacher (and the UDA network) start from 2*seed, the student (and the supervised
+    network) from 2*seed+1, so each control starts where its MPL counterpart starts.
+    """
+    method = method or config.method
+    teacher_seed, student_seed = 2 * config.seed, 2 * config.seed + 1
+    compile_args = dict(jit_compile=False, steps_per_execution=config.steps_per_execution)
+    if method == "mpl":
+        model = MetaPseudoLabels(
+            models.build(config, input_shape, num_classes, teacher_seed, "teacher", dtype),
+            models.build(config, input_shape, num_classes, student_seed, "student", dtype),
+            config)
+        model.compile(make_optimizer(config, "teacher"), make_optimizer(config, "student"),
+                      **compile_args)
+    elif method in ("uda", "supervised"):
+        cls, seed = (UDA, teacher_seed) if method == "uda" else (Supervised, student_seed)
+        model = cls(models.build(config, input_shape, num_classes, seed, method, dtype), config)
+        model.compile(make_optimizer(config, "teacher"), **compile_args)
+    else:
+        raise ConfigError(f"--method={method} is not valid; valid values: mpl, uda, supervised")
+    model.build_all(input_shape)
+    return model
+
+
+def fit(config, data, strategy, method=None, log_dir=None):
+    """Trains `method` on `data` for config.train_steps steps.
+
+    Returns the model and its training logs averaged over the whole run (every epoch has the
+    same number of steps, so the mean of epoch means is the mean over steps).
+    """
+    with strategy.scope():
+        model = build_model(config, data.input_shape, data.num_classes, method)
+    callbacks = []
+    if log_dir:
+        callbacks = [keras.callbacks.TensorBoard(os.path.join(log_dir, "logs")),
+                     keras.callbacks.CSVLogger(os.path.join(log_dir, "train_log.csv"))]
+    steps_per_epoch = min(config.log_every, config.train_steps)
+    history = model.fit(pipeline.train_dataset(data, config),
+                        epochs=config.train_steps // steps_per_epoch,
+                        steps_per_epoch=steps_per_epoch, callbacks=callbacks, shuffle=False,
+                        verbose=1 if sys.stdout.isatty() else 2)
+    return model, {name: float(np.mean(values)) for name, values in history.history.items()}
+
+
+def accuracy(model, images, labels, batch_size):
+    """Top-1 accuracy of `model` (its serving network) in [0, 1]."""
+    logs = model.evaluate(pipeline.eval_dataset(images, labels, batch_size), verbose=0,
+                          return_dict=True)
+    return float(logs["accuracy"])
+
+
+def predictor(network, batch_size):
+    """A numpy [N, ...] -> class ids function of a Keras network (inference mode)."""
+
+    def predict(images):
+        return np.concatenate([
+            np.argmax(network(images[i:i + batch_size], training=False), axis=-1)
+            for i in range(0, len(images), batch_size)])
+
+    return predict
+
+
+def run(config, data):
+    """Trains, evaluates and records one run in config.model_dir (already prepared by
+    `run_dir.prepare`); returns the results dict."""
+    start = time.time()
+    run_dir.write_json(os.path.join(config.model_dir, "labeled_indices.json"),
+                       {"dataset": data.name, "split_seed": config.split_seed,
+                        "indices": data.labeled_indices.tolist()})
+    keras.utils.set_random_seed(config.seed)
+    strategy = distribute.strategy(config.strategy)
+    model, train_logs = fit(config, data, strategy, log_dir=config.model_dir)
+    results = {
+        "dataset": config.dataset, "method": config.method, "seed": config.seed,
+        "split_seed": config.split_seed, "num_labeled": config.num_labeled,
+        "train_steps": config.train_steps,
+        "val_accuracy": accuracy(model, data.val_images, data.val_labels,
+                                 config.eval_batch_size),
+        "test_accuracy": accuracy(model, data.test_images, data.test_labels,
+                                  config.eval_batch_size),
+        "train_logs_mean": train_logs,
+    }
+    if config.method == "mpl":
+        results.update(label_type=config.label_type, feedback=config.feedback,
+                       feedback_sign=config.feedback_sign,
+                       feedback_baseline_decay=config.feedback_baseline_decay,
+                       teacher_test_accuracy=_network_accuracy(model.teacher, data, config))
+    if data.input_shape == (2,):
+        results["control_supervised_test_accuracy"] = _plot_2d(config, data, strategy, model)
+    results["wall_seconds"] = round(time.time() - start, 2)
+    run_dir.write_json(os.path.join(config.model_dir, "results.json"), results)
+    return results
+
+
+def _network_accuracy(network, data, config):
+    predictions = predictor(network, config.eval_batch_size)(data.test_images)
+    return float(np.mean(predictions == data.test_labels))
+
+
+def _plot_2d(config, data, strategy, model):
+    """Draws truth | supervised control | this run, training the control if needed; returns
+    the control's test accuracy."""
+    control = model
+    if config.method != "supervised":
+        control, _ = fit(config, data, strategy, method="supervised")
+    title = {"mpl": "Meta Pseudo Labels (student)", "uda": "UDA"}.get(config.method)
+    panels = [("Ground truth", None),
+              ("Supervised", predictor(control, config.eval_batch_size))]
+    if title:
+        panels.append((title, predictor(model, config.eval_batch_size)))
+    plots.decision_boundaries(os.path.join(config.model_dir, "decision_boundary.png"),
+                              data.test_images, data.test_labels, data.labeled_indices, panels)
+    return _network_accuracy(control, data, config)
