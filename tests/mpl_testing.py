@@ -1,0 +1,47 @@
+"""Small builders shared by the tests: tiny configs, tiny float64 models, fixed batches."""
+
+import numpy as np
+import tensorflow as tf
+
+from mpl_tf.config import Config
+from mpl_tf.train import build_model
+
+NUM_CLASSES = 3
+INPUT_SHAPE = (2,)
+
+
+def tiny_config(**overrides):
+    """Plain SGD, no UDA, no smoothing, no baseline: the step in its simplest form."""
+    base = dict(mlp_hidden=(5,), mlp_activation="tanh", mlp_init_scale=0.8, labeled_batch_size=4,
+                unlabeled_batch_size=6, teacher_lr=0.5, student_lr=0.5, uda_weight=0.0,
+                label_type="argmax", feedback="taylor", train_steps=10, log_every=10)
+    base.update(overrides)
+    return Config(**base).validate()
+
+
+def build(config, dtype="float64", method=None):
+    return build_model(config, INPUT_SHAPE, NUM_CLASSES, method=method, dtype=dtype)
+
+
+def batch(config, seed=0, dtype="float64"):
+    """((x_l, y_l), (x_u_weak, x_u_strong, y_u_hidden)) of the config's global sizes."""
+    rng = np.random.default_rng(seed)
+    b, u = config.labeled_batch_size, config.unlabeled_batch_size
+    x_l = rng.normal(size=(b, 2))
+    y_l = rng.integers(0, NUM_CLASSES, size=b).astype(np.int32)
+    x_uw = rng.normal(size=(u, 2))
+    x_us = x_uw + 0.3 * rng.normal(size=(u, 2))
+    y_u = rng.integers(0, NUM_CLASSES, size=u).astype(np.int32)
+    cast = lambda a: tf.constant(a, dtype)  # noqa: E731
+    return ((cast(x_l), tf.constant(y_l)), (cast(x_uw), cast(x_us), tf.constant(y_u)))
+
+
+def weights(network):
+    return [v.numpy() for v in network.trainable_variables]
+
+
+def one_step(config, data, dtype="float64"):
+    """Builds a fresh model from config.seed, runs one train_step; returns (model, logs)."""
+    model = build(config, dtype)
+    logs = model.train_step(data)
+    return model, {k: float(v) for k, v in logs.items()}
