@@ -17,9 +17,10 @@ def learning_rate(step, peak, schedule, total_steps, warmup_steps=0, wait_steps=
     """The released code's schedule: 0 while waiting, linear warmup, then constant or cosine to 0.
 
     With s = step - wait: lr = 0 for s < 0; peak * (s + 1) / warmup for s < warmup; afterwards
-    peak (constant) or a cosine from peak to 0 at step == total_steps.
+    peak (constant) or a cosine from peak to 0 at step == total_steps. Computed in float64 so
+    float64 models get their lr exactly; each update casts it to its variable's dtype.
     """
-    step = tf.cast(step, tf.float32)
+    step = tf.cast(step, tf.float64)
     since_wait = step - float(wait_steps)
     warm = peak * (since_wait + 1.0) / float(max(warmup_steps, 1))
     if schedule == "cosine":
@@ -27,7 +28,7 @@ def learning_rate(step, peak, schedule, total_steps, warmup_steps=0, wait_steps=
         progress = tf.clip_by_value((since_wait - warmup_steps) / decay_steps, 0.0, 1.0)
         after = peak * 0.5 * (1.0 + tf.cos(math.pi * progress))
     else:
-        after = tf.constant(peak, tf.float32)
+        after = tf.constant(peak, tf.float64)
     lr = tf.where(since_wait < float(warmup_steps), warm, after)
     return tf.where(since_wait < 0.0, tf.zeros_like(lr), lr)
 

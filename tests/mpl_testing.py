@@ -45,3 +45,16 @@ def one_step(config, data, dtype="float64"):
     model = build(config, dtype)
     logs = model.train_step(data)
     return model, {k: float(v) for k, v in logs.items()}
+
+
+_MIRRORED = []
+
+
+def two_cpu_mirrored_strategy():
+    """One MirroredStrategy over the two logical CPUs, shared by every test in the process:
+    separate instances reuse collective instance keys and abort each other's all-reduces."""
+    if not _MIRRORED:
+        devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+        assert len(devices) == 2, "tests/conftest.py should have made two logical CPUs"
+        _MIRRORED.append(tf.distribute.MirroredStrategy(devices))
+    return _MIRRORED[0]
