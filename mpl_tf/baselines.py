@@ -24,8 +24,9 @@ class _SingleNetwork(ClassifierTrainer):
         self(tf.zeros((1, *input_shape), self.network.dtype))
         self.network_optimizer.build(self.network.trainable_variables)
 
-    def call(self, images, training=False):
-        return self.network(images, training=training)
+    @property
+    def serving_network(self):
+        return self.network
 
     def train_step(self, data):
         variables = self.network.trainable_variables
@@ -69,5 +70,5 @@ class UDA(_SingleNetwork):
         sup, uda, mask = losses.uda_objective(t_l, y_l, t_uw, t_us, cfg)
         weight = cfg.uda_weight * losses.ramp(self.network_optimizer.iterations, cfg.uda_ramp_steps)
         loss = sup + tf.cast(weight, uda.dtype) * uda
-        mask_ratio = tf.reduce_sum(mask) / cfg.unlabeled_batch_size
+        mask_ratio = tf.reduce_sum(mask) / cfg.global_unlabeled_batch_size
         return loss, {"loss": loss, "supervised": sup, "uda": uda, "uda_mask_ratio": mask_ratio}

@@ -40,6 +40,27 @@ flags.DEFINE_string("model", "mlp", "Network for teacher and student (see mpl_tf
 flags.DEFINE_list("mlp_hidden", ["8", "8"], "Hidden layer widths of the MLP.")
 flags.DEFINE_string("mlp_activation", "sigmoid", "Activation of the MLP's hidden layers.")
 flags.DEFINE_float("mlp_init_scale", 0.1, "MLP weights and biases start U(-scale, scale).")
+flags.DEFINE_float("dropout_rate", 0.0, "Dropout before the classifier (released: 0.2 CIFAR).")
+flags.DEFINE_float("batch_norm_decay", 0.99, "Batch-norm moving-average decay (momentum).")
+flags.DEFINE_float("batch_norm_epsilon", 1e-3, "Batch-norm epsilon.")
+
+# --- data: source, splits, views ------------------------------------------------------------
+flags.DEFINE_float("label_fraction", 0.0, "Fraction of the training set that is labeled, in "
+                   "(0, 1]; 0 means use --num_labeled.")
+flags.DEFINE_integer("num_val", 0, "Validation examples held out of the training set for model "
+                     "selection (0: the dataset's default).")
+flags.DEFINE_bool("unlabeled_excludes_labeled", False, "Leave the labeled examples out of the "
+                  "unlabeled pool (the released code keeps them in).")
+flags.DEFINE_string("data_dir", None, "TFDS data directory.")
+flags.DEFINE_string("manual_dir", None, "TFDS manual download directory (ImageNet tars).")
+flags.DEFINE_integer("image_size", 0, "Training image size; 0 keeps the dataset's own.")
+flags.DEFINE_integer("uda_ratio", 0, "Unlabeled batch = uda_ratio x labeled batch; 0 means use "
+                     "--unlabeled_batch_size.")
+flags.DEFINE_float("augment_magnitude", 16.0, "RandAugment magnitude on the released code's "
+                   "scale (levels out of 10; 16 extrapolates, as released for CIFAR).")
+flags.DEFINE_integer("cutout_size", 16, "Side of the cutout square in the strong view; 0: none.")
+flags.DEFINE_bool("skip_corrupt_images", False, "Skip unreadable image files (with a warning) "
+                  "instead of failing.")
 
 # --- batches and optimisation (batch sizes are global, over all replicas) ---------------------
 flags.DEFINE_integer("labeled_batch_size", 12, "Global labeled batch size B.")
@@ -98,6 +119,19 @@ class Config:
     mlp_hidden: tuple = (8, 8)
     mlp_activation: str = "sigmoid"
     mlp_init_scale: float = 0.1
+    dropout_rate: float = 0.0
+    batch_norm_decay: float = 0.99
+    batch_norm_epsilon: float = 1e-3
+    label_fraction: float = 0.0
+    num_val: int = 0
+    unlabeled_excludes_labeled: bool = False
+    data_dir: str = None
+    manual_dir: str = None
+    image_size: int = 0
+    uda_ratio: int = 0
+    augment_magnitude: float = 16.0
+    cutout_size: int = 16
+    skip_corrupt_images: bool = False
     labeled_batch_size: int = 12
     unlabeled_batch_size: int = 64
     teacher_lr: float = 0.1
@@ -131,8 +165,25 @@ class Config:
         values["model_dir"] = values["model_dir"] or ""
         return cls(**values)
 
+    @classmethod
+    def from_json(cls, path):
+        """The config a run dumped to model_dir/config.json."""
+        with open(path) as f:
+            values = json.load(f)
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in values.items() if k in known}
+        values["mlp_hidden"] = tuple(values.get("mlp_hidden", cls.mlp_hidden))
+        return cls(**values)
+
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+    @property
+    def global_unlabeled_batch_size(self):
+        """U: `uda_ratio` x B when uda_ratio is set, else --unlabeled_batch_size."""
+        if self.uda_ratio:
+            return self.uda_ratio * self.labeled_batch_size
+        return self.unlabeled_batch_size
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -165,6 +216,15 @@ class Config:
         _in_range("feedback_baseline_decay", self.feedback_baseline_decay, 0.0, 1.0,
                   closed_high=False)
         _in_range("uda_threshold", self.uda_threshold, 0.0, 1.0, closed_high=True)
+        _in_range("dropout_rate", self.dropout_rate, 0.0, 1.0, closed_high=False)
+        _in_range("batch_norm_decay", self.batch_norm_decay, 0.0, 1.0, closed_high=False)
+        if self.label_fraction and not 0.0 < self.label_fraction <= 1.0:
+            raise ConfigError(f"--label_fraction={self.label_fraction} must be in (0, 1]")
+        for name in ("num_val", "image_size", "uda_ratio", "cutout_size"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name}={getattr(self, name)} must be >= 0")
+        if self.batch_norm_epsilon <= 0:
+            raise ConfigError(f"--batch_norm_epsilon={self.batch_norm_epsilon} must be > 0")
         if not self.uda_temperature > 0:
             raise ConfigError(f"--uda_temperature={self.uda_temperature} must be > 0")
         if not self.mlp_hidden or min(self.mlp_hidden) <= 0:

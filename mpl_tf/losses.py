@@ -72,5 +72,5 @@ def uda_objective(labeled_logits, labels, weak_logits, strong_logits, config):
     """
     sup = supervised(labels, labeled_logits, config.labeled_batch_size, config.label_smoothing)
     consistency, mask = uda_consistency(weak_logits, strong_logits, config.uda_temperature,
-                                        config.uda_threshold, config.unlabeled_batch_size)
+                                        config.uda_threshold, config.global_unlabeled_batch_size)
     return sup, consistency, mask

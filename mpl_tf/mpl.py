@@ -50,8 +50,9 @@ class MetaPseudoLabels(ClassifierTrainer):
         self.teacher_optimizer.build(self.teacher.trainable_variables)
         self.student_optimizer.build(self.student.trainable_variables)
 
-    def call(self, images, training=False):
-        return self.student(images, training=training)
+    @property
+    def serving_network(self):
+        return self.student
 
     def train_step(self, data):
         (x_l, y_l), (x_uw, x_us, y_u) = data
@@ -81,7 +82,7 @@ class MetaPseudoLabels(ClassifierTrainer):
                     s_u = self.student(x_us, training=True)
                     student_loss = losses.global_mean(
                         losses.cross_entropy(losses.smooth(targets, cfg.label_smoothing), s_u),
-                        cfg.unlabeled_batch_size)
+                        cfg.global_unlabeled_batch_size)
                 pseudo_grads = student_tape.gradient(student_loss, student_vars)
 
             with teacher_tape.stop_recording():
@@ -104,7 +105,7 @@ class MetaPseudoLabels(ClassifierTrainer):
 
             if score_function:
                 feedback_term = feedback.score_function_term(coefficient, targets, t_us,
-                                                             cfg.unlabeled_batch_size)
+                                                             cfg.global_unlabeled_batch_size)
             elif exact:
                 feedback_term = feedback.exact_term(student_lr, pseudo_grads, labeled_grads)
             else:
@@ -120,7 +121,8 @@ class MetaPseudoLabels(ClassifierTrainer):
             *_pseudo_label_hits(targets, y_u)])
         return self.record({
             "teacher_loss": teacher_loss, "teacher_supervised": supervised, "teacher_uda": uda,
-            "uda_mask_ratio": masked / cfg.unlabeled_batch_size, "student_loss": student_loss,
+            "uda_mask_ratio": masked / cfg.global_unlabeled_batch_size,
+            "student_loss": student_loss,
             "labeled_loss_old": old, "labeled_loss_new": new, "feedback_h": h,
             "feedback_h_positive": tf.cast(h > 0, tf.float32),
             "feedback_baseline": self.feedback_baseline, "feedback_coefficient": coefficient,

@@ -1,6 +1,7 @@
 """The run directory, a contract users' scripts rely on:
-config.json, labeled_indices.json, logs/ (TensorBoard), train_log.csv, results.json (written
-last, atomically, only when the run completes) and any figures."""
+config.json, labeled_indices.json, dataset_info.json (classes, input shape, pixel statistics),
+logs/ (TensorBoard), train_log.csv, model/serving.weights.h5 (the network that is evaluated
+and served), results.json (written last, atomically, only when the run completes) and figures."""
 
 import json
 import os
@@ -25,6 +26,18 @@ def prepare(config, overwrite=False):
         write_json(os.path.join(path, "config.json"), json.loads(config.to_json()))
     except OSError as e:
         raise ConfigError(f"--model_dir={path} is not writable: {e.strerror}") from None
+
+
+SERVING_WEIGHTS = os.path.join("model", "serving.weights.h5")
+
+
+def save_serving_weights(model_dir, network):
+    """Saves the evaluated/served network's weights (written to a temporary name first)."""
+    path = os.path.join(model_dir, SERVING_WEIGHTS)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path[:-len(".weights.h5")] + ".tmp.weights.h5"
+    network.save_weights(tmp)
+    os.replace(tmp, path)
 
 
 def write_json(path, obj):

@@ -37,7 +37,8 @@ def make_optimizer(config, role):
                              name=f"{role}_sgd")
 
 
-def build_model(config, input_shape, num_classes, method=None, dtype="float32"):
+def build_model(config, input_shape, num_classes, method=None, dtype="float32", pixel_mean=None,
+                pixel_std=None):
     """The compiled, built Keras model for `method`; call inside the strategy scope.
 
     Seeds: the teacher (and the UDA network) start from 2*seed, the student (and the supervised
@@ -45,17 +46,17 @@ def build_model(config, input_shape, num_classes, method=None, dtype="float32"):
     """
     method = method or config.method
     teacher_seed, student_seed = 2 * config.seed, 2 * config.seed + 1
+    network = functools.partial(models.build, config, input_shape, num_classes, dtype=dtype,
+                                pixel_mean=pixel_mean, pixel_std=pixel_std)
     compile_args = dict(jit_compile=False, steps_per_execution=config.steps_per_execution)
     if method == "mpl":
-        model = MetaPseudoLabels(
-            models.build(config, input_shape, num_classes, teacher_seed, "teacher", dtype),
-            models.build(config, input_shape, num_classes, student_seed, "student", dtype),
-            config)
+        model = MetaPseudoLabels(network(seed=teacher_seed, name="teacher"),
+                                 network(seed=student_seed, name="student"), config)
         model.compile(make_optimizer(config, "teacher"), make_optimizer(config, "student"),
                       **compile_args)
     elif method in ("uda", "supervised"):
         cls, seed = (UDA, teacher_seed) if method == "uda" else (Supervised, student_seed)
-        model = cls(models.build(config, input_shape, num_classes, seed, method, dtype), config)
+        model = cls(network(seed=seed, name=method), config)
         model.compile(make_optimizer(config, "teacher"), **compile_args)
     else:
         raise ConfigError(f"--method={method} is not valid; valid values: mpl, uda, supervised")
@@ -70,7 +71,8 @@ def fit(config, data, strategy, method=None, log_dir=None):
     same number of steps, so the mean of epoch means is the mean over steps).
     """
     with strategy.scope():
-        model = build_model(config, data.input_shape, data.num_classes, method)
+        model = build_model(config, data.input_shape, data.num_classes, method,
+                            pixel_mean=data.pixel_mean, pixel_std=data.pixel_std)
     callbacks = []
     if log_dir:
         callbacks = [keras.callbacks.TensorBoard(os.path.join(log_dir, "logs")),
@@ -108,9 +110,11 @@ def run(config, data):
     run_dir.write_json(os.path.join(config.model_dir, "labeled_indices.json"),
                        {"dataset": data.name, "split_seed": config.split_seed,
                         "indices": data.labeled_indices.tolist()})
+    run_dir.write_json(os.path.join(config.model_dir, "dataset_info.json"), data.info())
     keras.utils.set_random_seed(config.seed)
     strategy = distribute.strategy(config.strategy)
     model, train_logs = fit(config, data, strategy, log_dir=config.model_dir)
+    run_dir.save_serving_weights(config.model_dir, model.serving_network)
     results = {
         "dataset": config.dataset, "method": config.method, "seed": config.seed,
         "split_seed": config.split_seed, "num_labeled": config.num_labeled,

@@ -10,7 +10,7 @@ def replica_sum(values):
 
 
 class ClassifierTrainer(keras.Model):
-    """A Keras model whose `call` is the network it evaluates and serves.
+    """A Keras model whose `call` is the network it evaluates and serves (`serving_network`).
 
     Subclasses list their training log names in `LOG_NAMES`; `train_step` returns globally
     reduced values through `record`, which keeps one `keras.metrics.Mean` per name so `fit()`
@@ -23,6 +23,14 @@ class ClassifierTrainer(keras.Model):
         super().__init__(**kwargs)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in self.LOG_NAMES}
         self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+    @property
+    def serving_network(self):
+        """The network this trainer evaluates, saves and exports."""
+        raise NotImplementedError
+
+    def call(self, images, training=False):
+        return self.serving_network(images, training=training)
 
     @property
     def metrics(self):

@@ -26,7 +26,7 @@ def build(config, dtype="float64", method=None):
 def batch(config, seed=0, dtype="float64"):
     """((x_l, y_l), (x_u_weak, x_u_strong, y_u_hidden)) of the config's global sizes."""
     rng = np.random.default_rng(seed)
-    b, u = config.labeled_batch_size, config.unlabeled_batch_size
+    b, u = config.labeled_batch_size, config.global_unlabeled_batch_size
     x_l = rng.normal(size=(b, 2))
     y_l = rng.integers(0, NUM_CLASSES, size=b).astype(np.int32)
     x_uw = rng.normal(size=(u, 2))

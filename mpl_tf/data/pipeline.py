@@ -39,7 +39,7 @@ def train_dataset(data, config):
     unlabeled = (tf.data.Dataset.from_tensor_slices((data.unlabeled_images,
                                                      data.unlabeled_labels))
                  .shuffle(len(data.unlabeled_labels), seed=config.seed + 1).repeat()
-                 .batch(config.unlabeled_batch_size, drop_remainder=True).enumerate()
+                 .batch(config.global_unlabeled_batch_size, drop_remainder=True).enumerate()
                  .map(lambda i, b: (weak(2 * i + 1, b[0]), strong(i, b[0]), b[1]),
                       num_parallel_calls=_AUTOTUNE))
     return tf.data.Dataset.zip((labeled, unlabeled)).prefetch(_AUTOTUNE)

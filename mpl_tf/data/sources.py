@@ -17,6 +17,8 @@ class SplitData:
 
     `unlabeled_labels` are the hidden labels of the unlabeled pool (-1 where unknown): they feed
     the pseudo-label accuracy metric and never a loss. `view` names the augmentation family.
+    Images are float32 pixels on the 0-255 scale; `pixel_mean`/`pixel_std` (per channel, same
+    scale) are applied inside the networks, and are None for non-image data.
     """
 
     name: str
@@ -32,6 +34,18 @@ class SplitData:
     test_images: np.ndarray
     test_labels: np.ndarray
     view: str
+    class_names: tuple = ()
+    pixel_mean: tuple = None
+    pixel_std: tuple = None
+
+    def info(self):
+        """What exporters and evaluators need to rebuild the serving network's input side."""
+        return {"name": self.name, "num_classes": self.num_classes,
+                "input_shape": list(self.input_shape),
+                "class_names": list(self.class_names) or [str(c) for c in
+                                                          range(self.num_classes)],
+                "pixel_mean": self.pixel_mean and list(self.pixel_mean),
+                "pixel_std": self.pixel_std and list(self.pixel_std), "view": self.view}
 
 
 def load(config):
@@ -62,4 +76,5 @@ def two_moons(num_labeled, split_seed, num_points=2000, num_val=500):
         labeled_images=points[chosen], labeled_labels=labels[chosen], labeled_indices=chosen,
         unlabeled_images=points, unlabeled_labels=labels,
         val_images=val_points, val_labels=val_labels,
-        test_images=points, test_labels=labels, view="gaussian_noise")
+        test_images=points, test_labels=labels, view="gaussian_noise",
+        class_names=("upper moon", "lower moon"))

@@ -1,0 +1,25 @@
+# make demo: one Two Moons run (about a minute on 2 CPU cores); make test: the test suite.
+# Both create .venv and install requirements.txt on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed-requirements
+SEEDS ?= 0 1 2 3 4
+
+.PHONY: demo test two_moons_table
+
+$(INSTALLED): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $(INSTALLED)
+
+demo: $(INSTALLED)
+	$(PY) -m mpl_tf.main --flagfile=flags/two_moons.cfg --model_dir=runs/demo --overwrite
+	@echo "Results: runs/demo/results.json  Figure: runs/demo/decision_boundary.png"
+
+test: $(INSTALLED)
+	$(PY) -m pytest -q tests
+
+# The README's Two Moons table: every method and feedback variant over SEEDS.
+two_moons_table: $(INSTALLED)
+	$(PY) -m benchmarks.two_moons --seeds="$(SEEDS)" --out=benchmarks/results/two_moons

@@ -1,0 +1,77 @@
+"""The command line as users run it: a real Two Moons run, and every bad input failing in one
+line before training, with nothing written."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_main(*args):
+    return subprocess.run([sys.executable, "-m", "mpl_tf.main", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_two_moons_run_writes_the_run_dir_contract(tmp_path):
+    model_dir = tmp_path / "run"
+    done = run_main("--flagfile=flags/two_moons.cfg", f"--model_dir={model_dir}",
+                    "--train_steps=1000", "--log_every=500")
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((model_dir / "results.json").read_text())
+    for key in ("dataset", "method", "seed", "train_steps", "val_accuracy", "test_accuracy",
+                "wall_seconds"):
+        assert key in results
+    assert results["method"] == "mpl" and results["train_steps"] == 1000
+    for key in ("val_accuracy", "test_accuracy", "control_supervised_test_accuracy"):
+        assert 0.0 <= results[key] <= 1.0
+    assert results["test_accuracy"] > 0.6
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["feedback"] == "taylor" and config["num_labeled"] == 12
+    labeled = json.loads((model_dir / "labeled_indices.json").read_text())
+    assert len(labeled["indices"]) == 12
+    assert (model_dir / "decision_boundary.png").stat().st_size > 10_000
+    assert (model_dir / "model" / "serving.weights.h5").stat().st_size > 0
+    info = json.loads((model_dir / "dataset_info.json").read_text())
+    assert info["num_classes"] == 2 and info["input_shape"] == [2]
+    assert (model_dir / "train_log.csv").read_text().count("\n") == 3  # header + 2 epochs
+    assert any(name.startswith("events") for _, _, files in os.walk(model_dir / "logs")
+               for name in files)
+    again = run_main("--flagfile=flags/two_moons.cfg", f"--model_dir={model_dir}")
+    assert again.returncode == 2 and "already holds a finished run" in again.stderr
+
+
+@pytest.mark.parametrize("flag,message", [
+    ("--method=teacher", "--method=teacher"),
+    ("--feedback=cosine", "--feedback=cosine"),
+    ("--label_type=fuzzy", "--label_type=fuzzy"),
+    ("--teacher_lr=0", "--teacher_lr=0.0 must be > 0"),
+    ("--student_lr=-1", "--student_lr=-1.0 must be > 0"),
+    ("--train_steps=0", "--train_steps=0 must be a positive integer"),
+    ("--train_steps=-5", "--train_steps=-5 must be a positive integer"),
+    ("--flagfile=flags/no_such_recipe.cfg", "no_such_recipe.cfg"),
+    ("--dataset=mnist", "--dataset=mnist is not valid; valid values: two_moons"),
+    ("--num_labeled=1", "smaller than the number of classes"),
+    ("--label_type=soft", "zero gradient"),
+])
+def test_bad_input_fails_in_one_line_before_training(tmp_path, flag, message):
+    model_dir = tmp_path / "run"
+    done = run_main("--flagfile=flags/two_moons.cfg", f"--model_dir={model_dir}", flag)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ") and message in lines[0]
+    assert not model_dir.exists()
+
+
+def test_enum_errors_name_the_valid_values(tmp_path):
+    done = run_main(f"--model_dir={tmp_path}", "--method=teacher")
+    assert "mpl|uda|supervised" in done.stderr
+
+
+def test_missing_model_dir_is_an_error():
+    done = run_main("--flagfile=flags/two_moons.cfg")
+    assert done.returncode == 2 and "--model_dir is required" in done.stderr
