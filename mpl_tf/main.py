@@ -15,10 +15,26 @@ from mpl_tf import run_dir
 flags.DEFINE_bool("overwrite", False, "Replace a finished run in --model_dir.")
 
 
+def _import_tensorflow_quietly():
+    """TensorFlow's C++ start-up notices reach stderr before any log setting applies; silence
+    them so an error after start-up is still the only line on stderr."""
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow as tf
+
+        tf.config.list_logical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def main(argv):
     try:
         flags.FLAGS(argv)
         config = config_lib.Config.from_flags().validate()
+        _import_tensorflow_quietly()
         from mpl_tf.data import sources
 
         data = sources.load(config)
@@ -27,7 +43,6 @@ def main(argv):
         print(f"error: {e}", file=sys.stderr)
         return 2
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up notices
     from mpl_tf import train
 
     results = train.run(config, data)
