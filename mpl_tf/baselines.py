@@ -4,7 +4,8 @@ labeled data alone (`Supervised`) or on the teacher's own objective (`UDA`)."""
 import tensorflow as tf
 
 from mpl_tf import losses
-from mpl_tf.trainer import ClassifierTrainer, replica_sum
+from mpl_tf.distribute import replica_sum
+from mpl_tf.trainer import ClassifierTrainer
 
 
 class _SingleNetwork(ClassifierTrainer):
@@ -25,15 +26,17 @@ class _SingleNetwork(ClassifierTrainer):
         self.network_optimizer.build(self.network.trainable_variables)
 
     @property
-    def serving_network(self):
+    def trained_network(self):
         return self.network
 
     def train_step(self, data):
         variables = self.network.trainable_variables
+        step = self.network_optimizer.iterations
         with tf.GradientTape() as tape:
             loss, logs = self.objective(data)
         grads = replica_sum(tape.gradient(loss, variables))
         lr = self.network_optimizer.apply(grads, variables)
+        self.update_ema(step)
         logs = dict(zip(logs, replica_sum(list(logs.values()))))
         return self.record({**logs, "lr": lr})
 

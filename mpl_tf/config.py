@@ -75,6 +75,9 @@ flags.DEFINE_enum("lr_schedule", "constant", LR_SCHEDULES, "Learning-rate decay 
 flags.DEFINE_integer("teacher_warmup_steps", 0, "Linear warmup steps of the teacher's lr.")
 flags.DEFINE_integer("student_warmup_steps", 0, "Linear warmup steps of the student's lr.")
 flags.DEFINE_integer("student_wait_steps", 0, "Steps the student's lr stays 0 at the start.")
+flags.DEFINE_float("ema_decay", 0.0, "Decay of the EMA of the trained network (student) that "
+                   "is evaluated and served; 0 serves the network itself.")
+flags.DEFINE_integer("ema_start_step", 0, "Step the EMA starts averaging at.")
 flags.DEFINE_float("label_smoothing", 0.0, "Smoothing of the student's pseudo-label targets "
                    "and the teacher's supervised targets.")
 
@@ -144,6 +147,8 @@ class Config:
     teacher_warmup_steps: int = 0
     student_warmup_steps: int = 0
     student_wait_steps: int = 0
+    ema_decay: float = 0.0
+    ema_start_step: int = 0
     label_smoothing: float = 0.0
     label_type: str = "sampled"
     feedback: str = "taylor"
@@ -204,7 +209,7 @@ class Config:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"--{name}={getattr(self, name)} must be > 0")
         for name in ("teacher_warmup_steps", "student_warmup_steps", "student_wait_steps",
-                     "uda_ramp_steps"):
+                     "uda_ramp_steps", "ema_start_step"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name}={getattr(self, name)} must be >= 0")
         for name in ("weight_decay", "grad_clip_norm", "uda_weight", "weak_noise",
@@ -217,6 +222,7 @@ class Config:
                   closed_high=False)
         _in_range("uda_threshold", self.uda_threshold, 0.0, 1.0, closed_high=True)
         _in_range("dropout_rate", self.dropout_rate, 0.0, 1.0, closed_high=False)
+        _in_range("ema_decay", self.ema_decay, 0.0, 1.0, closed_high=False)
         _in_range("batch_norm_decay", self.batch_norm_decay, 0.0, 1.0, closed_high=False)
         if self.label_fraction and not 0.0 < self.label_fraction <= 1.0:
             raise ConfigError(f"--label_fraction={self.label_fraction} must be in (0, 1]")

@@ -18,11 +18,13 @@ import tensorflow as tf
 from mpl_tf import feedback
 from mpl_tf import losses
 from mpl_tf import pseudo_labels
-from mpl_tf.trainer import ClassifierTrainer, replica_sum
+from mpl_tf.distribute import replica_sum
+from mpl_tf.trainer import ClassifierTrainer
 
 
 class MetaPseudoLabels(ClassifierTrainer):
-    """Teacher and student trained together; `call` (serving, evaluation) is the student."""
+    """Teacher and student trained together; `call` (serving, evaluation) is the student, or
+    its EMA when one is attached (updated right after each student step, as released)."""
 
     LOG_NAMES = ("teacher_loss", "teacher_supervised", "teacher_uda", "uda_mask_ratio",
                  "student_loss", "labeled_loss_old", "labeled_loss_new", "feedback_h",
@@ -51,7 +53,7 @@ class MetaPseudoLabels(ClassifierTrainer):
         self.student_optimizer.build(self.student.trainable_variables)
 
     @property
-    def serving_network(self):
+    def trained_network(self):
         return self.student
 
     def train_step(self, data):
@@ -89,6 +91,7 @@ class MetaPseudoLabels(ClassifierTrainer):
                 global_pseudo_grads = replica_sum(pseudo_grads)
                 old = self._labeled_loss(x_l, y_l)
                 student_lr = self.student_optimizer.apply(global_pseudo_grads, student_vars)
+                self.update_ema(step)
                 with tf.GradientTape() as labeled_tape:
                     new = self._labeled_loss(x_l, y_l)
                 if cfg.feedback in ("dot", "exact"):

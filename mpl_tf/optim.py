@@ -12,6 +12,8 @@ import re
 
 import tensorflow as tf
 
+from mpl_tf.distribute import tf_variable, update_each
+
 
 def learning_rate(step, peak, schedule, total_steps, warmup_steps=0, wait_steps=0):
     """The released code's schedule: 0 while waiting, linear warmup, then constant or cosine to 0.
@@ -41,10 +43,6 @@ def is_decayed(variable):
     return not _NORM_VARIABLE.search(variable.path.lower())
 
 
-def _tf_variable(variable):
-    return variable.value if hasattr(variable, "value") and hasattr(variable, "path") else variable
-
-
 class MomentumSGD(tf.Module):
     """`a <- m a + g; w <- w - lr (g + m a)` (Nesterov) or `w <- w - lr a`, with `g += wd w`.
 
@@ -70,7 +68,7 @@ class MomentumSGD(tf.Module):
         if self._momentum and not self.velocities:
             strategy = tf.distribute.get_strategy()
             for v in variables:
-                with strategy.extended.colocate_vars_with(_tf_variable(v)):
+                with strategy.extended.colocate_vars_with(tf_variable(v)):
                     self.velocities.append(tf.Variable(tf.zeros(v.shape, v.dtype),
                                                        trainable=False, name="velocity"))
 
@@ -86,21 +84,20 @@ class MomentumSGD(tf.Module):
                      for g, v, d in zip(grads, variables, self._decayed)]
         if self._clip_norm:
             grads, _ = tf.clip_by_global_norm(grads, self._clip_norm)
-        tf.distribute.get_replica_context().merge_call(
-            self._update, args=(grads, [_tf_variable(v) for v in variables], lr))
+        if self.velocities:
+            update_each(self._momentum_update, variables,
+                        [(g, tf_variable(v)) for g, v in zip(grads, self.velocities)], (lr,))
+        else:
+            update_each(_sgd_update, variables, [(g,) for g in grads], (lr,))
+        self.iterations.assign_add(1)
         return lr
 
-    def _update(self, strategy, grads, variables, lr):
-        slots = self.velocities or [None] * len(variables)
-        for grad, var, velocity in zip(grads, variables, slots):
-            strategy.extended.update(var, self._update_one, args=(grad, velocity, lr), group=False)
-        self.iterations.assign_add(1)
-
-    def _update_one(self, var, grad, velocity, lr):
+    def _momentum_update(self, var, grad, velocity, lr):
         lr = tf.cast(lr, var.dtype)
-        if velocity is None:
-            var.assign_sub(lr * grad)
-            return
         velocity.assign(self._momentum * velocity + grad)
         step = grad + self._momentum * velocity if self._nesterov else velocity
         var.assign_sub(lr * step)
+
+
+def _sgd_update(var, grad, lr):
+    var.assign_sub(tf.cast(lr, var.dtype) * grad)

@@ -48,18 +48,20 @@ def build_model(config, input_shape, num_classes, method=None, dtype="float32", 
     teacher_seed, student_seed = 2 * config.seed, 2 * config.seed + 1
     network = functools.partial(models.build, config, input_shape, num_classes, dtype=dtype,
                                 pixel_mean=pixel_mean, pixel_std=pixel_std)
-    compile_args = dict(jit_compile=False, steps_per_execution=config.steps_per_execution)
     if method == "mpl":
         model = MetaPseudoLabels(network(seed=teacher_seed, name="teacher"),
                                  network(seed=student_seed, name="student"), config)
-        model.compile(make_optimizer(config, "teacher"), make_optimizer(config, "student"),
-                      **compile_args)
+        optimizers = (make_optimizer(config, "teacher"), make_optimizer(config, "student"))
     elif method in ("uda", "supervised"):
         cls, seed = (UDA, teacher_seed) if method == "uda" else (Supervised, student_seed)
         model = cls(network(seed=seed, name=method), config)
-        model.compile(make_optimizer(config, "teacher"), **compile_args)
+        optimizers = (make_optimizer(config, "teacher"),)
     else:
         raise ConfigError(f"--method={method} is not valid; valid values: mpl, uda, supervised")
+    if config.ema_decay:
+        average = network(seed=student_seed, name=f"{model.trained_network.name}_ema")
+        model.attach_ema(average, config.ema_decay, config.ema_start_step)
+    model.compile(*optimizers, jit_compile=False, steps_per_execution=config.steps_per_execution)
     model.build_all(input_shape)
     return model
 

@@ -1,20 +1,18 @@
-"""What the three methods' Keras models share: metric trackers, replica sums, the eval step."""
+"""What the three methods' Keras models share: metric trackers, the EMA of the trained
+network, and the evaluation step."""
 
 import keras
-import tensorflow as tf
 
-
-def replica_sum(values):
-    """Sums a tensor (or a list of them) over replicas; identity without a strategy."""
-    return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, values)
+from mpl_tf.ema import ExponentialMovingAverage
 
 
 class ClassifierTrainer(keras.Model):
-    """A Keras model whose `call` is the network it evaluates and serves (`serving_network`).
+    """A Keras model whose `call` is the network it evaluates, saves and serves.
 
-    Subclasses list their training log names in `LOG_NAMES`; `train_step` returns globally
-    reduced values through `record`, which keeps one `keras.metrics.Mean` per name so `fit()`
-    resets them each epoch and TensorBoard/CSV callbacks see them.
+    Subclasses name the network they train (`trained_network`) and list their log names in
+    `LOG_NAMES`; `train_step` returns globally reduced values through `record`, which keeps one
+    `keras.metrics.Mean` per name so `fit()` resets them each epoch and TensorBoard/CSV
+    callbacks see them. With an EMA attached, the average is what gets served.
     """
 
     LOG_NAMES = ()
@@ -23,11 +21,29 @@ class ClassifierTrainer(keras.Model):
         super().__init__(**kwargs)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in self.LOG_NAMES}
         self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        self.ema_network = None
+        self._ema = None
+
+    @property
+    def trained_network(self):
+        raise NotImplementedError
 
     @property
     def serving_network(self):
-        """The network this trainer evaluates, saves and exports."""
-        raise NotImplementedError
+        """The EMA of the trained network when there is one, else the trained network."""
+        return self.ema_network if self.ema_network is not None else self.trained_network
+
+    def attach_ema(self, average_network, decay, start_step=0):
+        """Serves `average_network`, kept as the EMA of the trained network from now on."""
+        self.ema_network = average_network
+        self._ema = ExponentialMovingAverage(self.trained_network, average_network, decay,
+                                             start_step)
+        self._ema.reset()
+
+    def update_ema(self, step):
+        """Call right after the trained network's update, with the step it was updated at."""
+        if self._ema is not None:
+            self._ema.update(step)
 
     def call(self, images, training=False):
         return self.serving_network(images, training=training)

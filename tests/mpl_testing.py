@@ -37,7 +37,7 @@ def batch(config, seed=0, dtype="float64"):
 
 
 def weights(network):
-    return [v.numpy() for v in network.trainable_variables]
+    return [v.numpy() for v in network.weights]
 
 
 def one_step(config, data, dtype="float64"):

@@ -99,17 +99,17 @@ def test_mirrored_two_replicas_match_one_device(label_type, feedback):
     config = tiny_config(label_type=label_type, feedback=feedback, uda_weight=1.0,
                          uda_threshold=0.3, momentum=0.9, nesterov=True, weight_decay=1e-3,
                          label_smoothing=0.1, feedback_baseline_decay=0.5, student_lr=0.2,
-                         teacher_lr=0.2)
+                         teacher_lr=0.2, ema_decay=0.9)
     data = batch(config, dtype="float32")
     reference = build_model(config, INPUT_SHAPE, NUM_CLASSES)
     start = (reference.teacher.get_weights(), reference.student.get_weights())
     one = _run_fit(tf.distribute.get_strategy(), config, data, start, steps=3)
     two = _run_fit(two_cpu_mirrored_strategy(), config, data, start, steps=3)
-    for network in ("teacher", "student"):
+    for network in ("teacher", "student", "ema_network"):
         for a, b in zip(weights(getattr(one, network)), weights(getattr(two, network))):
             np.testing.assert_allclose(a, b, atol=1e-5)
         moved = [np.abs(a - b).max() for a, b in
-                 zip(start[network == "student"], weights(getattr(one, network)))]
+                 zip(start[network != "teacher"], weights(getattr(one, network)))]
         assert max(moved) > 1e-3
     assert one.feedback_baseline.numpy() == pytest.approx(two.feedback_baseline.numpy(), abs=1e-6)
     assert (one.feedback_baseline.numpy() != 0.0) == (feedback != "exact")
