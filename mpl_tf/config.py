@@ -6,6 +6,7 @@ built, so a bad flag fails in one line before training starts.
 
 import dataclasses
 import json
+import math
 
 from absl import flags
 
@@ -15,6 +16,7 @@ FEEDBACKS = ("taylor", "dot", "exact", "none")
 FEEDBACK_SIGNS = ("paper", "released")
 LR_SCHEDULES = ("constant", "cosine")
 STRATEGIES = ("default", "mirrored")
+MODES = ("train", "finetune")
 
 
 class ConfigError(ValueError):
@@ -23,6 +25,8 @@ class ConfigError(ValueError):
 
 # --- the run ---------------------------------------------------------------------------------
 flags.DEFINE_string("model_dir", None, "Run directory: config, logs, results.json, figures.")
+flags.DEFINE_enum("mode", "train", MODES, "train: train (then finetune if --finetune_steps); "
+                  "finetune: finetune the served network of a finished run in --model_dir.")
 flags.DEFINE_enum("method", "mpl", METHODS, "mpl: teacher + student; uda: the teacher's own "
                   "objective alone; supervised: labeled data only.")
 flags.DEFINE_string("dataset", "two_moons", "Data source (see mpl_tf/data/sources.py).")
@@ -95,6 +99,11 @@ flags.DEFINE_float("feedback_baseline_decay", 0.0, "Decay of the moving-average 
 flags.DEFINE_float("feedback_weight", 1.0, "Weight of the feedback term in the teacher's loss.")
 
 # --- the teacher's UDA objective and the views ---------------------------------------------
+flags.DEFINE_integer("finetune_steps", 0, "Steps of finetuning the served network (the EMA "
+                     "student) on labeled data after training; 0: no finetuning.")
+flags.DEFINE_float("finetune_lr", 1e-5, "Finetuning learning rate (constant; paper: 1e-5).")
+flags.DEFINE_integer("finetune_batch_size", 512, "Finetuning batch size (paper: 512).")
+
 flags.DEFINE_float("uda_weight", 0.0, "Weight of the teacher's consistency loss; 0 turns it off.")
 flags.DEFINE_float("uda_temperature", 0.7, "Temperature that sharpens the weak-view targets.")
 flags.DEFINE_float("uda_threshold", 0.6, "Confidence the sharpened target needs to count.")
@@ -108,6 +117,7 @@ class Config:
     """One run's settings; dumped to model_dir/config.json."""
 
     model_dir: str = ""
+    mode: str = "train"
     method: str = "mpl"
     dataset: str = "two_moons"
     num_labeled: int = 12
@@ -155,6 +165,9 @@ class Config:
     feedback_sign: str = "paper"
     feedback_baseline_decay: float = 0.0
     feedback_weight: float = 1.0
+    finetune_steps: int = 0
+    finetune_lr: float = 1e-5
+    finetune_batch_size: int = 512
     uda_weight: float = 0.0
     uda_temperature: float = 0.7
     uda_threshold: float = 0.6
@@ -195,6 +208,7 @@ class Config:
 
     def validate(self):
         """Raises ConfigError for the first value that cannot run; returns self otherwise."""
+        _one_of("mode", self.mode, MODES)
         _one_of("method", self.method, METHODS)
         _one_of("label_type", self.label_type, LABEL_TYPES)
         _one_of("feedback", self.feedback, FEEDBACKS)
@@ -202,14 +216,15 @@ class Config:
         _one_of("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _one_of("strategy", self.strategy, STRATEGIES)
         for name in ("train_steps", "log_every", "steps_per_execution", "eval_batch_size",
-                     "labeled_batch_size", "unlabeled_batch_size", "num_labeled"):
+                     "labeled_batch_size", "unlabeled_batch_size", "num_labeled",
+                     "finetune_batch_size"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{name}={getattr(self, name)} must be a positive integer")
-        for name in ("teacher_lr", "student_lr"):
+        for name in ("teacher_lr", "student_lr", "finetune_lr"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"--{name}={getattr(self, name)} must be > 0")
         for name in ("teacher_warmup_steps", "student_warmup_steps", "student_wait_steps",
-                     "uda_ramp_steps", "ema_start_step"):
+                     "uda_ramp_steps", "ema_start_step", "finetune_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name}={getattr(self, name)} must be >= 0")
         for name in ("weight_decay", "grad_clip_norm", "uda_weight", "weak_noise",
@@ -243,9 +258,22 @@ class Config:
         if steps_per_epoch % self.steps_per_execution:
             raise ConfigError(f"--steps_per_execution={self.steps_per_execution} must divide "
                               f"the steps per epoch ({steps_per_epoch})")
+        if self.mode == "finetune" and not self.finetune_steps:
+            raise ConfigError("--mode=finetune needs --finetune_steps > 0")
         if self.method == "mpl":
             self._validate_feedback()
         return self
+
+    def finetuning(self, num_replicas=1):
+        """The supervised config that finetunes the served network: constant lr, no EMA, no
+        weight decay or smoothing, one epoch; unlabeled batches are unused, so minimal."""
+        return self.replace(
+            method="supervised", ema_decay=0.0, teacher_lr=self.finetune_lr,
+            teacher_warmup_steps=0, lr_schedule="constant", weight_decay=0.0,
+            label_smoothing=0.0, labeled_batch_size=self.finetune_batch_size,
+            train_steps=self.finetune_steps, log_every=self.finetune_steps,
+            steps_per_execution=math.gcd(self.steps_per_execution, self.finetune_steps),
+            uda_ratio=0, unlabeled_batch_size=num_replicas)
 
     def _validate_feedback(self):
         """The label type decides which feedback estimators have a gradient at all."""

@@ -30,10 +30,25 @@ def _import_tensorflow_quietly():
         os.close(devnull)
 
 
+def _config_from_flags():
+    """The flags' config; for --mode=finetune, the finished run's own config with the
+    finetuning flags applied (its networks and data must be rebuilt exactly)."""
+    config = config_lib.Config.from_flags().validate()
+    if config.mode != "finetune":
+        return config
+    saved = os.path.join(config.model_dir or "", "config.json")
+    if not os.path.exists(saved):
+        raise config_lib.ConfigError(f"--mode=finetune needs a finished training run in "
+                                     f"--model_dir={config.model_dir} (no config.json)")
+    finetuning = {name: getattr(config, name) for name in
+                  ("mode", "finetune_steps", "finetune_lr", "finetune_batch_size", "strategy")}
+    return config_lib.Config.from_json(saved).replace(**finetuning).validate()
+
+
 def main(argv):
     try:
         flags.FLAGS(argv)
-        config = config_lib.Config.from_flags().validate()
+        config = _config_from_flags()
         _import_tensorflow_quietly()
         from mpl_tf.data import sources
 
@@ -45,7 +60,7 @@ def main(argv):
 
     from mpl_tf import train
 
-    results = train.run(config, data)
+    results = (train.finetune_run if config.mode == "finetune" else train.run)(config, data)
     print(f"{results['method']} on {results['dataset']}: test accuracy "
           f"{results['test_accuracy']:.4f}, val accuracy {results['val_accuracy']:.4f}; "
           f"results in {os.path.join(config.model_dir, 'results.json')}")

@@ -1,7 +1,7 @@
-"""The run directory, a contract users' scripts rely on:
-config.json, labeled_indices.json, dataset_info.json (classes, input shape, pixel statistics),
-logs/ (TensorBoard), train_log.csv, model/serving.weights.h5 (the network that is evaluated
-and served), results.json (written last, atomically, only when the run completes) and figures."""
+"""The run directory, a contract users' scripts rely on: config.json, labeled_indices.json,
+dataset_info.json (classes, input shape, pixel statistics), logs/{train,finetune} (TensorBoard),
+{train,finetune}_log.csv, model/serving.weights.h5 (the network that is evaluated and served),
+results.json (written last, atomically, only when the run completes) and figures."""
 
 import json
 import os
@@ -9,13 +9,23 @@ import tempfile
 
 from mpl_tf.config import ConfigError
 
+SERVING_WEIGHTS = os.path.join("model", "serving.weights.h5")
+
 
 def prepare(config, overwrite=False):
-    """Creates model_dir and writes config.json; refuses a directory holding a finished run."""
+    """Creates model_dir and writes config.json; refuses a directory holding a finished run.
+
+    For --mode=finetune it is the other way round: the directory must hold a finished run.
+    """
     path = config.model_dir
     if not path:
         raise ConfigError("--model_dir is required: where to write the run's results")
     results = os.path.join(path, "results.json")
+    if config.mode == "finetune":
+        if not os.path.exists(results) or not os.path.exists(os.path.join(path, SERVING_WEIGHTS)):
+            raise ConfigError(f"--mode=finetune needs a finished training run in "
+                              f"--model_dir={path} (results.json and {SERVING_WEIGHTS})")
+        return
     if os.path.exists(results) and not overwrite:
         raise ConfigError(f"--model_dir={path} already holds a finished run ({results}); "
                           "choose another directory or pass --overwrite")
@@ -28,7 +38,9 @@ def prepare(config, overwrite=False):
         raise ConfigError(f"--model_dir={path} is not writable: {e.strerror}") from None
 
 
-SERVING_WEIGHTS = os.path.join("model", "serving.weights.h5")
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
 
 
 def save_serving_weights(model_dir, network):

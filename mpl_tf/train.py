@@ -66,8 +66,10 @@ def build_model(config, input_shape, num_classes, method=None, dtype="float32", 
     return model
 
 
-def fit(config, data, strategy, method=None, log_dir=None):
-    """Trains `method` on `data` for config.train_steps steps.
+def fit(config, data, strategy, method=None, log_dir=None, initial_weights=None,
+        log_name="train"):
+    """Trains `method` on `data` for config.train_steps steps, from `initial_weights` for the
+    trained network if given.
 
     Returns the model and its training logs averaged over the whole run (every epoch has the
     same number of steps, so the mean of epoch means is the mean over steps).
@@ -75,10 +77,12 @@ def fit(config, data, strategy, method=None, log_dir=None):
     with strategy.scope():
         model = build_model(config, data.input_shape, data.num_classes, method,
                             pixel_mean=data.pixel_mean, pixel_std=data.pixel_std)
+        if initial_weights is not None:
+            model.trained_network.set_weights(initial_weights)
     callbacks = []
     if log_dir:
-        callbacks = [keras.callbacks.TensorBoard(os.path.join(log_dir, "logs")),
-                     keras.callbacks.CSVLogger(os.path.join(log_dir, "train_log.csv"))]
+        callbacks = [keras.callbacks.TensorBoard(os.path.join(log_dir, "logs", log_name)),
+                     keras.callbacks.CSVLogger(os.path.join(log_dir, f"{log_name}_log.csv"))]
     steps_per_epoch = min(config.log_every, config.train_steps)
     history = model.fit(pipeline.train_dataset(data, config),
                         epochs=config.train_steps // steps_per_epoch,
@@ -106,8 +110,8 @@ def predictor(network, batch_size):
 
 
 def run(config, data):
-    """Trains, evaluates and records one run in config.model_dir (already prepared by
-    `run_dir.prepare`); returns the results dict."""
+    """Trains (then finetunes, with --finetune_steps), evaluates and records one run in
+    config.model_dir (already prepared by `run_dir.prepare`); returns the results dict."""
     start = time.time()
     run_dir.write_json(os.path.join(config.model_dir, "labeled_indices.json"),
                        {"dataset": data.name, "split_seed": config.split_seed,
@@ -116,17 +120,14 @@ def run(config, data):
     keras.utils.set_random_seed(config.seed)
     strategy = distribute.strategy(config.strategy)
     model, train_logs = fit(config, data, strategy, log_dir=config.model_dir)
-    run_dir.save_serving_weights(config.model_dir, model.serving_network)
     results = {
         "dataset": config.dataset, "method": config.method, "seed": config.seed,
         "split_seed": config.split_seed, "num_labeled": config.num_labeled,
-        "train_steps": config.train_steps,
-        "val_accuracy": accuracy(model, data.val_images, data.val_labels,
-                                 config.eval_batch_size),
-        "test_accuracy": accuracy(model, data.test_images, data.test_labels,
-                                  config.eval_batch_size),
+        "train_steps": config.train_steps, **_accuracies(model, data, config),
         "train_logs_mean": train_logs,
     }
+    if config.ema_decay:
+        results["raw_test_accuracy"] = _network_accuracy(model.trained_network, data, config)
     if config.method == "mpl":
         results.update(label_type=config.label_type, feedback=config.feedback,
                        feedback_sign=config.feedback_sign,
@@ -134,9 +135,52 @@ def run(config, data):
                        teacher_test_accuracy=_network_accuracy(model.teacher, data, config))
     if data.input_shape == (2,):
         results["control_supervised_test_accuracy"] = _plot_2d(config, data, strategy, model)
+    served = model.serving_network
+    if config.finetune_steps:
+        served = _finetune_into(results, config, data, strategy, served)
+    run_dir.save_serving_weights(config.model_dir, served)
     results["wall_seconds"] = round(time.time() - start, 2)
     run_dir.write_json(os.path.join(config.model_dir, "results.json"), results)
     return results
+
+
+def finetune_run(config, data):
+    """--mode=finetune: finetunes the served network of the finished run in model_dir and
+    updates its results.json (accuracies before and after)."""
+    start = time.time()
+    strategy = distribute.strategy(config.strategy)
+    results = run_dir.read_json(os.path.join(config.model_dir, "results.json"))
+    with strategy.scope():
+        network = build_model(config, data.input_shape, data.num_classes, "supervised",
+                              pixel_mean=data.pixel_mean, pixel_std=data.pixel_std).network
+    network.load_weights(os.path.join(config.model_dir, run_dir.SERVING_WEIGHTS))
+    for key in [k for k in results if k.endswith("_before_finetune") or k.startswith("finetune")]:
+        del results[key]
+    served = _finetune_into(results, config, data, strategy, network)
+    run_dir.save_serving_weights(config.model_dir, served)
+    results["wall_seconds"] = round(results.get("wall_seconds", 0) + time.time() - start, 2)
+    run_dir.write_json(os.path.join(config.model_dir, "results.json"), results)
+    return results
+
+
+def _finetune_into(results, config, data, strategy, network):
+    """Finetunes a copy of `network` on the labeled data, moving the accuracies in `results`
+    to `*_before_finetune` and recording the finetuned ones; returns the finetuned network."""
+    for key in ("val_accuracy", "test_accuracy"):
+        results[f"{key}_before_finetune"] = results[key]
+    tuning = config.finetuning(strategy.num_replicas_in_sync)
+    tuned, _ = fit(tuning, data, strategy, log_dir=config.model_dir,
+                   initial_weights=network.get_weights(), log_name="finetune")
+    results.update(_accuracies(tuned, data, config), finetune_steps=config.finetune_steps,
+                   finetune_lr=config.finetune_lr, finetune_batch_size=config.finetune_batch_size)
+    return tuned.serving_network
+
+
+def _accuracies(model, data, config):
+    return {"val_accuracy": accuracy(model, data.val_images, data.val_labels,
+                                     config.eval_batch_size),
+            "test_accuracy": accuracy(model, data.test_images, data.test_labels,
+                                      config.eval_batch_size)}
 
 
 def _network_accuracy(network, data, config):

@@ -75,3 +75,34 @@ def test_enum_errors_name_the_valid_values(tmp_path):
 def test_missing_model_dir_is_an_error():
     done = run_main("--flagfile=flags/two_moons.cfg")
     assert done.returncode == 2 and "--model_dir is required" in done.stderr
+
+
+def test_finetuning_after_training_and_on_demand(tmp_path):
+    model_dir = tmp_path / "run"
+    done = run_main("--flagfile=flags/two_moons.cfg", f"--model_dir={model_dir}",
+                    "--train_steps=500", "--log_every=500", "--ema_decay=0.99",
+                    "--finetune_steps=100", "--finetune_lr=0.01", "--finetune_batch_size=12")
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((model_dir / "results.json").read_text())
+    for key in ("val_accuracy_before_finetune", "test_accuracy_before_finetune",
+                "raw_test_accuracy", "val_accuracy", "test_accuracy"):
+        assert 0.0 <= results[key] <= 1.0
+    assert results["finetune_steps"] == 100
+    assert (model_dir / "finetune_log.csv").exists()
+    before = (model_dir / "model" / "serving.weights.h5").read_bytes()
+    again = run_main(f"--model_dir={model_dir}", "--mode=finetune", "--finetune_steps=50",
+                     "--finetune_lr=0.5")
+    assert again.returncode == 0, again.stderr[-3000:]
+    updated = json.loads((model_dir / "results.json").read_text())
+    assert updated["finetune_steps"] == 50 and updated["finetune_lr"] == 0.5
+    assert updated["test_accuracy_before_finetune"] == results["test_accuracy"]
+    assert (model_dir / "model" / "serving.weights.h5").read_bytes() != before
+
+
+def test_finetune_without_a_trained_run_fails_in_one_line(tmp_path):
+    done = run_main(f"--model_dir={tmp_path / 'empty'}", "--mode=finetune",
+                    "--finetune_steps=10")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: --mode=finetune needs a finished training run in "
+        f"--model_dir={tmp_path / 'empty'} (no config.json)"]
