@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from mpl_tf import losses
 from mpl_tf.distribute import replica_sum
-from mpl_tf.trainer import ClassifierTrainer
+from mpl_tf.trainer import ClassifierTrainer, all_finite, restore_unless, snapshot
 
 
 class _SingleNetwork(ClassifierTrainer):
@@ -29,16 +29,24 @@ class _SingleNetwork(ClassifierTrainer):
     def trained_network(self):
         return self.network
 
+    @property
+    def global_step(self):
+        return self.network_optimizer.iterations
+
     def train_step(self, data):
         variables = self.network.trainable_variables
-        step = self.network_optimizer.iterations
+        step = self.network_optimizer.iterations.read_value()
+        statistics = self.network.non_trainable_weights  # BN moving averages move in forward
+        saved_statistics = snapshot(statistics)
         with tf.GradientTape() as tape:
             loss, logs = self.objective(data)
         grads = replica_sum(tape.gradient(loss, variables))
-        lr = self.network_optimizer.apply(grads, variables)
-        self.update_ema(step)
         logs = dict(zip(logs, replica_sum(list(logs.values()))))
-        return self.record({**logs, "lr": lr})
+        ok = all_finite([*grads, logs["loss"]])
+        lr = self.network_optimizer.apply(grads, variables, apply_if=ok)
+        restore_unless(ok, statistics, saved_statistics)
+        self.update_ema(step, apply_if=ok)
+        return self.record(ok, {**logs, "lr": lr})
 
 
 class Supervised(_SingleNetwork):

@@ -23,6 +23,11 @@ class ConfigError(ValueError):
     """A flag value that cannot run; its message is one line naming the value and the valid ones."""
 
 
+class TrainingError(RuntimeError):
+    """A run that had to stop (e.g. diverged); its message is one line saying why and what is
+    left in the run directory."""
+
+
 # --- the run ---------------------------------------------------------------------------------
 flags.DEFINE_string("model_dir", None, "Run directory: config, logs, results.json, figures.")
 flags.DEFINE_enum("mode", "train", MODES, "train: train (then finetune if --finetune_steps); "
@@ -38,6 +43,8 @@ flags.DEFINE_integer("log_every", 1000, "Steps per Keras epoch: progress bar, CS
 flags.DEFINE_integer("steps_per_execution", 1, "Steps run inside one tf.function call.")
 flags.DEFINE_enum("strategy", "default", STRATEGIES, "tf.distribute strategy.")
 flags.DEFINE_integer("eval_batch_size", 256, "Batch size for evaluation.")
+flags.DEFINE_integer("max_nonfinite_steps", 20, "Stop the run after this many steps in a row "
+                     "with a non-finite loss or gradient (each one is skipped).")
 
 # --- the networks ----------------------------------------------------------------------------
 flags.DEFINE_string("model", "mlp", "Network for teacher and student (see mpl_tf/models).")
@@ -128,6 +135,7 @@ class Config:
     steps_per_execution: int = 1
     strategy: str = "default"
     eval_batch_size: int = 256
+    max_nonfinite_steps: int = 20
     model: str = "mlp"
     mlp_hidden: tuple = (8, 8)
     mlp_activation: str = "sigmoid"
@@ -217,7 +225,7 @@ class Config:
         _one_of("strategy", self.strategy, STRATEGIES)
         for name in ("train_steps", "log_every", "steps_per_execution", "eval_batch_size",
                      "labeled_batch_size", "unlabeled_batch_size", "num_labeled",
-                     "finetune_batch_size"):
+                     "finetune_batch_size", "max_nonfinite_steps"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{name}={getattr(self, name)} must be a positive integer")
         for name in ("teacher_lr", "student_lr", "finetune_lr"):

@@ -33,13 +33,15 @@ class ExponentialMovingAverage:
         for average, value in zip(self.average.weights, self.network.weights):
             average.assign(value)
 
-    def update(self, step):
+    def update(self, step, apply_if=True):
         """`average <- average - (1 - rate) (average - value)`, for every weight; returns rate.
 
         Runs in a replica context: values are identical on every replica (they were just
-        updated from all-reduced gradients), so each device updates its own copy.
+        updated from all-reduced gradients), so each device updates its own copy. With
+        `apply_if` False the average stays as it is (rate 1).
         """
         rate = decay_at(step, self.decay, self.start_step)
+        rate = tf.where(apply_if, rate, tf.ones_like(rate))
         update_each(_move_toward, self.average.weights,
                     [(tf_variable(v),) for v in self.network.weights], (rate,))
         return rate

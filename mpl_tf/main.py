@@ -60,7 +60,11 @@ def main(argv):
 
     from mpl_tf import train
 
-    results = (train.finetune_run if config.mode == "finetune" else train.run)(config, data)
+    try:
+        results = (train.finetune_run if config.mode == "finetune" else train.run)(config, data)
+    except config_lib.TrainingError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     print(f"{results['method']} on {results['dataset']}: test accuracy "
           f"{results['test_accuracy']:.4f}, val accuracy {results['val_accuracy']:.4f}; "
           f"results in {os.path.join(config.model_dir, 'results.json')}")

@@ -6,7 +6,9 @@ One step, in order (MPL_ALGORITHM.md section 1, with the paper's feedback):
 2. the student takes one optimizer step on the pseudo labels of the strong view;
 3. the student's labeled loss is measured just before and just after that step (same forward
    settings both times, so their difference measures the step and nothing else);
-4. the teacher descends supervised + UDA + the feedback term built from that difference.
+4. the teacher descends supervised + UDA + the feedback term built from that difference;
+5. the student's EMA moves (after the step, as released; the order does not change the step).
+A step with any non-finite loss or gradient is rolled back whole (see ClassifierTrainer).
 Every loss is a per-replica share of the global-batch mean and every gradient is summed over
 replicas before use, so any replica count computes the same step.
 """
@@ -19,7 +21,7 @@ from mpl_tf import feedback
 from mpl_tf import losses
 from mpl_tf import pseudo_labels
 from mpl_tf.distribute import replica_sum
-from mpl_tf.trainer import ClassifierTrainer
+from mpl_tf.trainer import ClassifierTrainer, all_finite, restore_unless, snapshot
 
 
 class MetaPseudoLabels(ClassifierTrainer):
@@ -56,10 +58,14 @@ class MetaPseudoLabels(ClassifierTrainer):
     def trained_network(self):
         return self.student
 
+    @property
+    def global_step(self):
+        return self.teacher_optimizer.iterations
+
     def train_step(self, data):
         (x_l, y_l), (x_uw, x_us, y_u) = data
         cfg = self.config
-        step = self.teacher_optimizer.iterations
+        step = self.teacher_optimizer.iterations.read_value()
         exact = cfg.feedback == "exact"
         score_function = cfg.feedback in ("taylor", "dot")
         n_l, n_u = tf.shape(x_l)[0], tf.shape(x_uw)[0]
@@ -89,9 +95,12 @@ class MetaPseudoLabels(ClassifierTrainer):
 
             with teacher_tape.stop_recording():
                 global_pseudo_grads = replica_sum(pseudo_grads)
+                student_ok = all_finite(global_pseudo_grads)
+                student_state = self._student_state()
+                saved_state = snapshot(student_state)
                 old = self._labeled_loss(x_l, y_l)
-                student_lr = self.student_optimizer.apply(global_pseudo_grads, student_vars)
-                self.update_ema(step)
+                student_lr = self.student_optimizer.apply(global_pseudo_grads, student_vars,
+                                                          apply_if=student_ok)
                 with tf.GradientTape() as labeled_tape:
                     new = self._labeled_loss(x_l, y_l)
                 if cfg.feedback in ("dot", "exact"):
@@ -117,12 +126,15 @@ class MetaPseudoLabels(ClassifierTrainer):
                             + cfg.feedback_weight * feedback_term)
 
         teacher_grads = replica_sum(teacher_tape.gradient(teacher_loss, teacher_vars))
-        teacher_lr = self.teacher_optimizer.apply(teacher_grads, teacher_vars)
+        ok = tf.logical_and(student_ok, all_finite([*teacher_grads, old, new, h]))
+        teacher_lr = self.teacher_optimizer.apply(teacher_grads, teacher_vars, apply_if=ok)
+        restore_unless(ok, student_state, saved_state)
+        self.update_ema(step, apply_if=ok)
 
         teacher_loss, supervised, uda, student_loss, masked, correct, known = replica_sum([
             teacher_loss, supervised, uda, student_loss, tf.reduce_sum(uda_mask),
             *_pseudo_label_hits(targets, y_u)])
-        return self.record({
+        return self.record(ok, {
             "teacher_loss": teacher_loss, "teacher_supervised": supervised, "teacher_uda": uda,
             "uda_mask_ratio": masked / cfg.global_unlabeled_batch_size,
             "student_loss": student_loss,
@@ -132,6 +144,12 @@ class MetaPseudoLabels(ClassifierTrainer):
             "pseudo_label_accuracy": correct / tf.maximum(known, 1.0),
             "teacher_lr": teacher_lr, "student_lr": student_lr,
         }, weights={"pseudo_label_accuracy": known})
+
+    def _student_state(self):
+        """Everything a student step changes: weights (BN statistics too), momentum, its step
+        counter, the feedback baseline; restored together when the guard rejects a step."""
+        return [*self.student.weights, *self.student_optimizer.velocities,
+                self.student_optimizer.iterations, self.feedback_baseline]
 
     def _labeled_loss(self, x_l, y_l):
         """The student's unsmoothed labeled loss share, the quantity the feedback measures."""

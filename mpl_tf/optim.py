@@ -76,28 +76,36 @@ class MomentumSGD(tf.Module):
         """The lr the next `apply` will use."""
         return self._lr_fn(self.iterations)
 
-    def apply(self, grads, variables):
-        """Updates `variables` with globally reduced `grads`; returns the lr it used."""
+    def apply(self, grads, variables, apply_if=True):
+        """Updates `variables` with globally reduced `grads`; returns the lr it used.
+
+        With `apply_if` False (a scalar bool tensor: the non-finite guard's verdict) nothing
+        changes, iterations included; the update is computed and discarded with tf.where, which
+        keeps the step free of control flow around distributed updates.
+        """
         lr = self.learning_rate()
         if self._weight_decay:
             grads = [g + self._weight_decay * v if d else g
                      for g, v, d in zip(grads, variables, self._decayed)]
         if self._clip_norm:
             grads, _ = tf.clip_by_global_norm(grads, self._clip_norm)
+        apply_if = tf.convert_to_tensor(apply_if)
         if self.velocities:
             update_each(self._momentum_update, variables,
-                        [(g, tf_variable(v)) for g, v in zip(grads, self.velocities)], (lr,))
+                        [(g, tf_variable(v)) for g, v in zip(grads, self.velocities)],
+                        (lr, apply_if))
         else:
-            update_each(_sgd_update, variables, [(g,) for g in grads], (lr,))
-        self.iterations.assign_add(1)
+            update_each(_sgd_update, variables, [(g,) for g in grads], (lr, apply_if))
+        self.iterations.assign_add(tf.cast(apply_if, tf.int64))
         return lr
 
-    def _momentum_update(self, var, grad, velocity, lr):
+    def _momentum_update(self, var, grad, velocity, lr, apply_if):
         lr = tf.cast(lr, var.dtype)
-        velocity.assign(self._momentum * velocity + grad)
-        step = grad + self._momentum * velocity if self._nesterov else velocity
-        var.assign_sub(lr * step)
+        new_velocity = self._momentum * velocity + grad
+        step = grad + self._momentum * new_velocity if self._nesterov else new_velocity
+        velocity.assign(tf.where(apply_if, new_velocity, velocity))
+        var.assign(tf.where(apply_if, var - lr * step, var))
 
 
-def _sgd_update(var, grad, lr):
-    var.assign_sub(tf.cast(lr, var.dtype) * grad)
+def _sgd_update(var, grad, lr, apply_if):
+    var.assign(tf.where(apply_if, var - tf.cast(lr, var.dtype) * grad, var))

@@ -18,7 +18,7 @@ from mpl_tf import optim
 from mpl_tf import plots
 from mpl_tf import run_dir
 from mpl_tf.baselines import UDA, Supervised
-from mpl_tf.config import ConfigError
+from mpl_tf.config import ConfigError, TrainingError
 from mpl_tf.data import pipeline
 from mpl_tf.mpl import MetaPseudoLabels
 
@@ -79,16 +79,36 @@ def fit(config, data, strategy, method=None, log_dir=None, initial_weights=None,
                             pixel_mean=data.pixel_mean, pixel_std=data.pixel_std)
         if initial_weights is not None:
             model.trained_network.set_weights(initial_weights)
-    callbacks = []
+    diverged = StopOnNonFinite(config.max_nonfinite_steps)
+    callbacks = [diverged]
     if log_dir:
-        callbacks = [keras.callbacks.TensorBoard(os.path.join(log_dir, "logs", log_name)),
-                     keras.callbacks.CSVLogger(os.path.join(log_dir, f"{log_name}_log.csv"))]
+        callbacks += [keras.callbacks.TensorBoard(os.path.join(log_dir, "logs", log_name)),
+                      keras.callbacks.CSVLogger(os.path.join(log_dir, f"{log_name}_log.csv"))]
     steps_per_epoch = min(config.log_every, config.train_steps)
     history = model.fit(pipeline.train_dataset(data, config),
                         epochs=config.train_steps // steps_per_epoch,
                         steps_per_epoch=steps_per_epoch, callbacks=callbacks, shuffle=False,
                         verbose=1 if sys.stdout.isatty() else 2)
+    if diverged.stopped_at is not None:
+        raise TrainingError(f"stopped at step {diverged.stopped_at}: "
+                            f"{config.max_nonfinite_steps} steps in a row had non-finite losses "
+                            "or gradients (each was skipped); lower the learning rates or check "
+                            "the data")
     return model, {name: float(np.mean(values)) for name, values in history.history.items()}
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stops fit() once `limit` steps in a row were skipped by the non-finite guard."""
+
+    def __init__(self, limit):
+        super().__init__()
+        self.limit = limit
+        self.stopped_at = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if logs and int(logs.get("nonfinite_in_a_row", 0)) >= self.limit:
+            self.stopped_at = int(self.model.global_step.numpy())
+            self.model.stop_training = True
 
 
 def accuracy(model, images, labels, batch_size):

@@ -2,8 +2,29 @@
 network, and the evaluation step."""
 
 import keras
+import tensorflow as tf
 
+from mpl_tf.distribute import update_each
 from mpl_tf.ema import ExponentialMovingAverage
+
+
+def all_finite(tensors):
+    """True when no element of any tensor is NaN or infinite."""
+    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
+
+
+def snapshot(variables):
+    """This replica's current values of `variables`, to restore after a non-finite step."""
+    return [tf.identity(v) for v in variables]
+
+
+def restore_unless(ok, variables, saved):
+    """Puts `saved` back into `variables` unless `ok` (the guard's verdict on the step)."""
+    update_each(_keep_or_restore, variables, [(v,) for v in saved], (ok,))
+
+
+def _keep_or_restore(variable, saved, ok):
+    variable.assign(tf.where(ok, variable, saved))
 
 
 class ClassifierTrainer(keras.Model):
@@ -13,6 +34,10 @@ class ClassifierTrainer(keras.Model):
     `LOG_NAMES`; `train_step` returns globally reduced values through `record`, which keeps one
     `keras.metrics.Mean` per name so `fit()` resets them each epoch and TensorBoard/CSV
     callbacks see them. With an EMA attached, the average is what gets served.
+
+    Non-finite guard: a step whose losses or gradients are not finite changes nothing (the
+    subclass gates its updates) and is counted; `nonfinite_in_a_row` goes out with the logs so
+    a callback can stop the run.
     """
 
     LOG_NAMES = ()
@@ -23,9 +48,20 @@ class ClassifierTrainer(keras.Model):
         self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
         self.ema_network = None
         self._ema = None
+        self.nonfinite_in_a_row = self.add_weight(
+            shape=(), dtype="int64", initializer="zeros", trainable=False,
+            name="nonfinite_in_a_row", aggregation="only_first_replica")
+        self.nonfinite_steps = self.add_weight(
+            shape=(), dtype="int64", initializer="zeros", trainable=False,
+            name="nonfinite_steps", aggregation="only_first_replica")
 
     @property
     def trained_network(self):
+        raise NotImplementedError
+
+    @property
+    def global_step(self):
+        """The variable counting training steps (the teacher's updates, for MPL)."""
         raise NotImplementedError
 
     @property
@@ -40,10 +76,10 @@ class ClassifierTrainer(keras.Model):
                                              start_step)
         self._ema.reset()
 
-    def update_ema(self, step):
-        """Call right after the trained network's update, with the step it was updated at."""
+    def update_ema(self, step, apply_if=True):
+        """Call after the trained network's update, with the step it was updated at."""
         if self._ema is not None:
-            self._ema.update(step)
+            self._ema.update(step, apply_if)
 
     def call(self, images, training=False):
         return self.serving_network(images, training=training)
@@ -52,12 +88,18 @@ class ClassifierTrainer(keras.Model):
     def metrics(self):
         return [*self.trackers.values(), self.accuracy]
 
-    def record(self, values, weights=None):
-        """Updates the trackers with already-global values; returns the training logs."""
+    def record(self, ok, values, weights=None):
+        """Counts the step as finite or not (`ok`) and updates the trackers with its
+        already-global values; returns the training logs."""
+        bad = tf.cast(tf.logical_not(ok), tf.int64)
+        self.nonfinite_in_a_row.assign((self.nonfinite_in_a_row + bad) * bad)
+        self.nonfinite_steps.assign_add(bad)
         weights = weights or {}
         for name, value in values.items():
             self.trackers[name].update_state(value, sample_weight=weights.get(name))
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        logs = {name: tracker.result() for name, tracker in self.trackers.items()}
+        return {**logs, "nonfinite_in_a_row": self.nonfinite_in_a_row.value,
+                "nonfinite_steps": self.nonfinite_steps.value}
 
     def test_step(self, data):
         images, labels = data[0], data[1]
