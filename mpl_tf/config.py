@@ -40,6 +40,9 @@ flags.DEFINE_integer("split_seed", 0, "Seed of the labeled subset (same for ever
 flags.DEFINE_integer("seed", 0, "Seed of initialisation, augmentation and label sampling.")
 flags.DEFINE_integer("train_steps", 10000, "Training steps (teacher updates).")
 flags.DEFINE_integer("log_every", 1000, "Steps per Keras epoch: progress bar, CSV and TensorBoard.")
+flags.DEFINE_integer("checkpoint_every", 0, "Steps between full-state checkpoints (a multiple "
+                     "of --log_every; 0 means every --log_every steps). Rerunning the same "
+                     "command resumes from the newest one.")
 flags.DEFINE_integer("steps_per_execution", 1, "Steps run inside one tf.function call.")
 flags.DEFINE_enum("strategy", "default", STRATEGIES, "tf.distribute strategy.")
 flags.DEFINE_integer("eval_batch_size", 256, "Batch size for evaluation.")
@@ -132,6 +135,7 @@ class Config:
     seed: int = 0
     train_steps: int = 10000
     log_every: int = 1000
+    checkpoint_every: int = 0
     steps_per_execution: int = 1
     strategy: str = "default"
     eval_batch_size: int = 256
@@ -266,6 +270,9 @@ class Config:
         if steps_per_epoch % self.steps_per_execution:
             raise ConfigError(f"--steps_per_execution={self.steps_per_execution} must divide "
                               f"the steps per epoch ({steps_per_epoch})")
+        if self.checkpoint_every < 0 or self.checkpoint_every % steps_per_epoch:
+            raise ConfigError(f"--checkpoint_every={self.checkpoint_every} must be a "
+                              f"non-negative multiple of --log_every={self.log_every}")
         if self.mode == "finetune" and not self.finetune_steps:
             raise ConfigError("--mode=finetune needs --finetune_steps > 0")
         if self.method == "mpl":
@@ -279,7 +286,7 @@ class Config:
             method="supervised", ema_decay=0.0, teacher_lr=self.finetune_lr,
             teacher_warmup_steps=0, lr_schedule="constant", weight_decay=0.0,
             label_smoothing=0.0, labeled_batch_size=self.finetune_batch_size,
-            train_steps=self.finetune_steps, log_every=self.finetune_steps,
+            train_steps=self.finetune_steps, log_every=self.finetune_steps, checkpoint_every=0,
             steps_per_execution=math.gcd(self.steps_per_execution, self.finetune_steps),
             uda_ratio=0, unlabeled_batch_size=num_replicas)
 

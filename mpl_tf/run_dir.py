@@ -5,6 +5,7 @@ results.json (written last, atomically, only when the run completes) and figures
 
 import json
 import os
+import shutil
 import tempfile
 
 from mpl_tf.config import ConfigError
@@ -29,13 +30,41 @@ def prepare(config, overwrite=False):
     if os.path.exists(results) and not overwrite:
         raise ConfigError(f"--model_dir={path} already holds a finished run ({results}); "
                           "choose another directory or pass --overwrite")
+    saved_config = os.path.join(path, "config.json")
+    differs = _changed_fields(saved_config, config)
+    if differs and os.path.isdir(os.path.join(path, "checkpoints")) and not overwrite:
+        raise ConfigError(f"--model_dir={path} holds checkpoints of a run with a different "
+                          f"config ({', '.join(differs)}); pass --overwrite to start over")
     try:
         os.makedirs(path, exist_ok=True)
-        if os.path.exists(results):
-            os.remove(results)
-        write_json(os.path.join(path, "config.json"), json.loads(config.to_json()))
+        if overwrite:
+            for stale in ("results.json", "checkpoints", "logs", "train_log.csv",
+                          "finetune_log.csv"):
+                _remove(os.path.join(path, stale))
+        write_json(saved_config, json.loads(config.to_json()))
     except OSError as e:
         raise ConfigError(f"--model_dir={path} is not writable: {e.strerror}") from None
+
+
+# Settings a resumed run may change: they do not alter what is computed.
+_RESUMABLE_CHANGES = {"model_dir", "strategy", "eval_batch_size", "steps_per_execution",
+                      "max_nonfinite_steps", "mode"}
+
+
+def _changed_fields(saved_config_path, config):
+    """Names of the fields where `config` differs from the saved config.json, if any."""
+    if not os.path.exists(saved_config_path):
+        return []
+    saved = read_json(saved_config_path)
+    current = json.loads(config.to_json())
+    return sorted(k for k in current if k not in _RESUMABLE_CHANGES and saved.get(k) != current[k])
+
+
+def _remove(path):
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    elif os.path.exists(path):
+        os.remove(path)
 
 
 def read_json(path):

@@ -3,6 +3,7 @@
 `main.py` parses flags; everything testable lives here.
 """
 
+import csv
 import functools
 import os
 import sys
@@ -12,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mpl_tf import checkpoints
 from mpl_tf import distribute
 from mpl_tf import models
 from mpl_tf import optim
@@ -80,12 +82,20 @@ def fit(config, data, strategy, method=None, log_dir=None, initial_weights=None,
         if initial_weights is not None:
             model.trained_network.set_weights(initial_weights)
     diverged = StopOnNonFinite(config.max_nonfinite_steps)
-    callbacks = [diverged]
-    if log_dir:
-        callbacks += [keras.callbacks.TensorBoard(os.path.join(log_dir, "logs", log_name)),
-                      keras.callbacks.CSVLogger(os.path.join(log_dir, f"{log_name}_log.csv"))]
+    callbacks, start_step = [diverged], 0
     steps_per_epoch = min(config.log_every, config.train_steps)
-    history = model.fit(pipeline.train_dataset(data, config),
+    if log_dir:
+        saver = checkpoints.manager(model, checkpoints.directory(log_dir, log_name))
+        if checkpoints.restore_latest(saver):
+            start_step = int(model.global_step.numpy())
+            print(f"Resuming {log_name} from step {start_step}", flush=True)
+        csv_log = os.path.join(log_dir, f"{log_name}_log.csv")
+        callbacks += [keras.callbacks.TensorBoard(os.path.join(log_dir, "logs", log_name)),
+                      keras.callbacks.CSVLogger(csv_log, append=start_step > 0),
+                      checkpoints.SaveEvery(saver, config.checkpoint_every or steps_per_epoch,
+                                            config.train_steps)]
+    history = model.fit(pipeline.train_dataset(data, config, start_step),
+                        initial_epoch=start_step // steps_per_epoch,
                         epochs=config.train_steps // steps_per_epoch,
                         steps_per_epoch=steps_per_epoch, callbacks=callbacks, shuffle=False,
                         verbose=1 if sys.stdout.isatty() else 2)
@@ -94,7 +104,16 @@ def fit(config, data, strategy, method=None, log_dir=None, initial_weights=None,
                             f"{config.max_nonfinite_steps} steps in a row had non-finite losses "
                             "or gradients (each was skipped); lower the learning rates or check "
                             "the data")
-    return model, {name: float(np.mean(values)) for name, values in history.history.items()}
+    epochs = _read_csv_log(csv_log) if log_dir else history.history
+    return model, {name: float(np.mean(values)) for name, values in epochs.items()}
+
+
+def _read_csv_log(path):
+    """Per-epoch logs of the whole run, across resumptions (fit's history has only its own)."""
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    return {name: [float(row[name]) for row in rows] for name in rows[0]
+            if name != "epoch" and not name.startswith("val_")}  # Keras writes NA val_ columns
 
 
 class StopOnNonFinite(keras.callbacks.Callback):

@@ -29,17 +29,20 @@ def _views(data, config):
     raise ValueError(f"unknown view family {data.view!r}")
 
 
-def train_dataset(data, config):
-    """Infinite, shuffled, seeded training batches."""
+def train_dataset(data, config, start_step=0):
+    """Infinite, shuffled, seeded training batches, from batch `start_step` on (a resumed run
+    sees exactly the batches an uninterrupted one would; skipping happens before augmenting)."""
     weak, strong = _views(data, config)
     labeled = (tf.data.Dataset.from_tensor_slices((data.labeled_images, data.labeled_labels))
                .shuffle(len(data.labeled_labels), seed=config.seed).repeat()
-               .batch(config.labeled_batch_size, drop_remainder=True).enumerate()
+               .batch(config.labeled_batch_size, drop_remainder=True).skip(start_step)
+               .enumerate(start_step)
                .map(lambda i, b: (weak(2 * i, b[0]), b[1]), num_parallel_calls=_AUTOTUNE))
     unlabeled = (tf.data.Dataset.from_tensor_slices((data.unlabeled_images,
                                                      data.unlabeled_labels))
                  .shuffle(len(data.unlabeled_labels), seed=config.seed + 1).repeat()
-                 .batch(config.global_unlabeled_batch_size, drop_remainder=True).enumerate()
+                 .batch(config.global_unlabeled_batch_size, drop_remainder=True)
+                 .skip(start_step).enumerate(start_step)
                  .map(lambda i, b: (weak(2 * i + 1, b[0]), strong(i, b[0]), b[1]),
                       num_parallel_calls=_AUTOTUNE))
     return tf.data.Dataset.zip((labeled, unlabeled)).prefetch(_AUTOTUNE)

@@ -1,0 +1,98 @@
+"""Durability: kill -9 mid-run and rerun the same command -> the same final weights as an
+uninterrupted run; an unreadable newest checkpoint falls back to the previous one."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mpl_tf import checkpoints
+from mpl_tf.config import Config
+from mpl_tf.train import build_model
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COMMAND = [sys.executable, "-m", "mpl_tf.main", "--flagfile=flags/two_moons.cfg",
+           "--train_steps=8000", "--log_every=500", "--steps_per_execution=50",
+           "--ema_decay=0.99", "--momentum=0.9", "--nesterov"]
+ENV = {**os.environ, "TF_DETERMINISTIC_OPS": "1"}
+
+
+def _run(model_dir):
+    return subprocess.run([*COMMAND, f"--model_dir={model_dir}"], cwd=REPO, env=ENV,
+                          capture_output=True, text=True, timeout=600)
+
+
+def _checkpoint_values(model_dir, step):
+    reader = tf.train.load_checkpoint(
+        os.path.join(checkpoints.directory(model_dir, "train"), f"ckpt-{step}"))
+    names = [n for n in reader.get_variable_to_shape_map() if "trainer" in n]
+    return {n: reader.get_tensor(n) for n in names}
+
+
+def test_kill_9_and_rerun_equals_an_uninterrupted_run(tmp_path):
+    whole, interrupted = tmp_path / "whole", tmp_path / "interrupted"
+    assert _run(whole).returncode == 0
+
+    process = subprocess.Popen([*COMMAND, f"--model_dir={interrupted}"], cwd=REPO, env=ENV,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = os.path.join(checkpoints.directory(interrupted, "train"), "ckpt-1000.index")
+    deadline = time.time() + 300
+    while not os.path.exists(first) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (interrupted / "results.json").exists(), "killed too late: the run had finished"
+
+    resumed = _run(interrupted)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Resuming train from step" in resumed.stdout
+    a, b = _checkpoint_values(whole, 8000), _checkpoint_values(interrupted, 8000)
+    assert a.keys() == b.keys() and len(a) > 10
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=0, atol=1e-6, err_msg=name)
+    assert (whole / "model" / "serving.weights.h5").read_bytes() != b""
+
+
+def test_an_unreadable_newest_checkpoint_falls_back_to_the_previous(tmp_path, capsys):
+    config = Config(model_dir=str(tmp_path), mlp_hidden=(4,), train_steps=2, log_every=1)
+    model = build_model(config, (2,), 2)
+    saver = checkpoints.manager(model, str(tmp_path / "ckpt"))
+    model.student.trainable_variables[0].assign(tf.ones_like(model.student.trainable_variables[0]))
+    saver.save(checkpoint_number=1)
+    model.student.trainable_variables[0].assign(tf.zeros_like(model.student.trainable_variables[0]))
+    newest = saver.save(checkpoint_number=2)
+    with open(newest + ".data-00000-of-00001", "r+b") as f:
+        f.truncate(3)
+
+    fresh = build_model(config, (2,), 2)
+    restored = checkpoints.restore_latest(checkpoints.manager(fresh, str(tmp_path / "ckpt")))
+    assert restored.endswith("ckpt-1")
+    assert "ckpt-2 is unreadable" in capsys.readouterr().err
+    np.testing.assert_array_equal(fresh.student.trainable_variables[0].numpy(), 1.0)
+
+
+def test_a_different_config_refuses_to_resume(tmp_path):
+    model_dir = tmp_path / "run"
+    (model_dir / "checkpoints").mkdir(parents=True)
+    first = subprocess.run([*COMMAND, f"--model_dir={model_dir}", "--train_steps=500"], cwd=REPO,
+                           capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0
+    (model_dir / "results.json").unlink()
+    again = subprocess.run([*COMMAND, f"--model_dir={model_dir}", "--train_steps=1000",
+                            "--teacher_lr=0.5"], cwd=REPO, capture_output=True, text=True)
+    assert again.returncode == 2
+    assert again.stderr.strip().splitlines() == [
+        f"error: --model_dir={model_dir} holds checkpoints of a run with a different config "
+        "(teacher_lr, train_steps); pass --overwrite to start over"]
+
+
+@pytest.mark.parametrize("flag", ["--checkpoint_every=300"])
+def test_checkpoint_every_must_be_a_multiple_of_log_every(tmp_path, flag):
+    done = subprocess.run([*COMMAND, f"--model_dir={tmp_path}", flag], cwd=REPO,
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "--checkpoint_every=300 must be" in done.stderr
