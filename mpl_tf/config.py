@@ -15,7 +15,7 @@ LABEL_TYPES = ("sampled", "argmax", "soft")
 FEEDBACKS = ("taylor", "dot", "exact", "none")
 FEEDBACK_SIGNS = ("paper", "released")
 LR_SCHEDULES = ("constant", "cosine")
-STRATEGIES = ("default", "mirrored")
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 MODES = ("train", "finetune")
 
 
@@ -44,7 +44,10 @@ flags.DEFINE_integer("checkpoint_every", 0, "Steps between full-state checkpoint
                      "of --log_every; 0 means every --log_every steps). Rerunning the same "
                      "command resumes from the newest one.")
 flags.DEFINE_integer("steps_per_execution", 1, "Steps run inside one tf.function call.")
-flags.DEFINE_enum("strategy", "default", STRATEGIES, "tf.distribute strategy.")
+flags.DEFINE_enum("strategy", "auto", STRATEGIES, "tf.distribute strategy (auto: TPU with "
+                  "--tpu, multi_worker with a multi-worker TF_CONFIG, mirrored with several GPUs, "
+                  "else default). Batch sizes are global, split evenly over replicas.")
+flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu (name, grpc://host:port, local).")
 flags.DEFINE_integer("eval_batch_size", 256, "Batch size for evaluation.")
 flags.DEFINE_integer("max_nonfinite_steps", 20, "Stop the run after this many steps in a row "
                      "with a non-finite loss or gradient (each one is skipped).")
@@ -137,7 +140,8 @@ class Config:
     log_every: int = 1000
     checkpoint_every: int = 0
     steps_per_execution: int = 1
-    strategy: str = "default"
+    strategy: str = "auto"
+    tpu: str = None
     eval_batch_size: int = 256
     max_nonfinite_steps: int = 20
     model: str = "mlp"

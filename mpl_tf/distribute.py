@@ -1,18 +1,101 @@
 """tf.distribute plumbing: the strategy a run trains under, and the two replica-context
 operations every training step needs (summing over replicas, updating variables in place)."""
 
+import json
+import os
+
 import tensorflow as tf
 
+from mpl_tf.config import ConfigError
 
-def strategy(name):
-    """default: the current (no-op) strategy; mirrored: all local devices (GPUs, else CPUs)."""
+
+def strategy(name, tpu_address=None):
+    """The strategy `--strategy` names; call before any other TensorFlow work (multi-worker
+    collectives must be configured at start-up).
+
+    auto: TPU if --tpu is given, several workers if TF_CONFIG names them, all local GPUs if
+    there are several, else the default. default: one device. mirrored: all local GPUs (else
+    all logical CPUs). multi_worker: every worker in TF_CONFIG. tpu: the TPU at --tpu.
+    """
+    if name == "auto":
+        if tpu_address:
+            name = "tpu"
+        elif len(_cluster_workers()) > 1:
+            name = "multi_worker"
+        elif len(tf.config.list_physical_devices("GPU")) > 1:
+            name = "mirrored"
+        else:
+            name = "default"
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
-    raise ValueError(f"unknown strategy {name!r}")
+    if name == "multi_worker":
+        if not _cluster_workers():
+            raise ConfigError("--strategy=multi_worker needs TF_CONFIG naming the workers, e.g. "
+                              '{"cluster": {"worker": ["host1:port", "host2:port"]}, '
+                              '"task": {"type": "worker", "index": 0}}')
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        return _tpu_strategy(tpu_address)
+    raise ConfigError(f"--strategy={name} is not valid")
+
+
+def _cluster_workers():
+    """The worker addresses in TF_CONFIG ([] without it); a malformed TF_CONFIG is an error."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return []
+    try:
+        config = json.loads(raw)
+        workers = config["cluster"]["worker"]
+        task = config["task"]
+        index = int(task["index"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"TF_CONFIG is malformed ({type(e).__name__}: {e}); expected "
+                          '{"cluster": {"worker": [...]}, "task": {"type": "worker", '
+                          '"index": N}}') from None
+    if not isinstance(workers, list) or not workers:
+        raise ConfigError("TF_CONFIG cluster.worker must be a non-empty list of host:port")
+    if task.get("type") not in ("worker", "chief") or not 0 <= index < len(workers):
+        raise ConfigError(f"TF_CONFIG task {task} does not name one of the "
+                          f"{len(workers)} workers")
+    return workers
+
+
+def _tpu_strategy(address):
+    if not address:
+        raise ConfigError("--strategy=tpu needs --tpu=ADDRESS (a TPU name, grpc://host:port, "
+                          "or 'local' on a TPU VM)")
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+            tpu="" if address == "local" else address)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, tf.errors.OpError, RuntimeError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"--tpu={address}: cannot reach the TPU ({reason})") from None
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def is_chief(a_strategy):
+    """Whether this process writes the run directory (the only one, but under multi-worker)."""
+    resolver = getattr(a_strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    return resolver.task_type == "chief" or (resolver.task_type == "worker"
+                                               and resolver.task_id == 0)
+
+
+def check_batch_sizes(a_strategy, labeled, unlabeled):
+    """Global batches must split evenly over replicas (equal per-replica batches)."""
+    replicas = a_strategy.num_replicas_in_sync
+    for flag, size in (("labeled_batch_size", labeled), ("unlabeled batch size", unlabeled)):
+        if size % replicas:
+            raise ConfigError(f"--{flag}={size} is not divisible by the {replicas} replicas; "
+                              f"use a multiple of {replicas}")
 
 
 def replica_sum(values):

@@ -15,15 +15,19 @@ from mpl_tf import run_dir
 flags.DEFINE_bool("overwrite", False, "Replace a finished run in --model_dir.")
 
 
-def _import_tensorflow_quietly():
-    """TensorFlow's C++ start-up notices reach stderr before any log setting applies; silence
-    them so an error after start-up is still the only line on stderr."""
+def _start_tensorflow(config):
+    """Imports TensorFlow and creates the strategy (before any other TensorFlow work, as
+    multi-worker collectives require). TensorFlow's C++ start-up notices reach stderr before
+    any log setting applies; they are silenced so an error is still the only line on stderr."""
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     try:
-        import tensorflow as tf
+        from mpl_tf import distribute
 
-        tf.config.list_logical_devices()
+        strategy = distribute.strategy(config.strategy, config.tpu)
+        distribute.check_batch_sizes(strategy, config.labeled_batch_size,
+                                     config.global_unlabeled_batch_size)
+        return strategy
     finally:
         os.dup2(saved, 2)
         os.close(saved)
@@ -41,7 +45,8 @@ def _config_from_flags():
         raise config_lib.ConfigError(f"--mode=finetune needs a finished training run in "
                                      f"--model_dir={config.model_dir} (no config.json)")
     finetuning = {name: getattr(config, name) for name in
-                  ("mode", "finetune_steps", "finetune_lr", "finetune_batch_size", "strategy")}
+                  ("mode", "finetune_steps", "finetune_lr", "finetune_batch_size", "strategy",
+                   "tpu")}
     return config_lib.Config.from_json(saved).replace(**finetuning).validate()
 
 
@@ -49,7 +54,7 @@ def main(argv):
     try:
         flags.FLAGS(argv)
         config = _config_from_flags()
-        _import_tensorflow_quietly()
+        strategy = _start_tensorflow(config)
         from mpl_tf.data import sources
 
         data = sources.load(config)
@@ -61,7 +66,8 @@ def main(argv):
     from mpl_tf import train
 
     try:
-        results = (train.finetune_run if config.mode == "finetune" else train.run)(config, data)
+        results = (train.finetune_run if config.mode == "finetune" else train.run)(
+            config, data, strategy)
     except config_lib.TrainingError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

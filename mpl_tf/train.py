@@ -7,6 +7,7 @@ import csv
 import functools
 import os
 import sys
+import tempfile
 import time
 
 import keras
@@ -15,6 +16,7 @@ import tensorflow as tf
 
 from mpl_tf import checkpoints
 from mpl_tf import distribute
+from mpl_tf import loop
 from mpl_tf import models
 from mpl_tf import optim
 from mpl_tf import plots
@@ -94,11 +96,12 @@ def fit(config, data, strategy, method=None, log_dir=None, initial_weights=None,
                       keras.callbacks.CSVLogger(csv_log, append=start_step > 0),
                       checkpoints.SaveEvery(saver, config.checkpoint_every or steps_per_epoch,
                                             config.train_steps)]
-    history = model.fit(pipeline.train_dataset(data, config, start_step),
-                        initial_epoch=start_step // steps_per_epoch,
-                        epochs=config.train_steps // steps_per_epoch,
-                        steps_per_epoch=steps_per_epoch, callbacks=callbacks, shuffle=False,
-                        verbose=1 if sys.stdout.isatty() else 2)
+    history = loop.fit(model, strategy, pipeline.train_dataset(data, config, start_step),
+                       initial_epoch=start_step // steps_per_epoch,
+                       epochs=config.train_steps // steps_per_epoch,
+                       steps_per_epoch=steps_per_epoch, callbacks=callbacks,
+                       steps_per_execution=config.steps_per_execution,
+                       verbose=1 if sys.stdout.isatty() else 2)
     if diverged.stopped_at is not None:
         raise TrainingError(f"stopped at step {diverged.stopped_at}: "
                             f"{config.max_nonfinite_steps} steps in a row had non-finite losses "
@@ -148,16 +151,22 @@ def predictor(network, batch_size):
     return predict
 
 
-def run(config, data):
+def run(config, data, strategy=None):
     """Trains (then finetunes, with --finetune_steps), evaluates and records one run in
-    config.model_dir (already prepared by `run_dir.prepare`); returns the results dict."""
+    config.model_dir (already prepared by `run_dir.prepare`); returns the results dict.
+
+    Under multi-worker training only the chief writes model_dir; the other workers run the
+    same program and write to a temporary directory."""
     start = time.time()
+    strategy = strategy or distribute.strategy(config.strategy, config.tpu)
+    if not distribute.is_chief(strategy):
+        config = config.replace(model_dir=tempfile.mkdtemp(prefix="mpl_tf_worker_"))
+        run_dir.prepare(config)
     run_dir.write_json(os.path.join(config.model_dir, "labeled_indices.json"),
                        {"dataset": data.name, "split_seed": config.split_seed,
                         "indices": data.labeled_indices.tolist()})
     run_dir.write_json(os.path.join(config.model_dir, "dataset_info.json"), data.info())
     keras.utils.set_random_seed(config.seed)
-    strategy = distribute.strategy(config.strategy)
     model, train_logs = fit(config, data, strategy, log_dir=config.model_dir)
     results = {
         "dataset": config.dataset, "method": config.method, "seed": config.seed,
@@ -183,11 +192,11 @@ def run(config, data):
     return results
 
 
-def finetune_run(config, data):
+def finetune_run(config, data, strategy=None):
     """--mode=finetune: finetunes the served network of the finished run in model_dir and
     updates its results.json (accuracies before and after)."""
     start = time.time()
-    strategy = distribute.strategy(config.strategy)
+    strategy = strategy or distribute.strategy(config.strategy, config.tpu)
     results = run_dir.read_json(os.path.join(config.model_dir, "results.json"))
     with strategy.scope():
         network = build_model(config, data.input_shape, data.num_classes, "supervised",

@@ -19,6 +19,15 @@ def tiny_config(**overrides):
     return Config(**base).validate()
 
 
+def distributed_step_config(label_type="argmax", feedback="dot"):
+    """A config exercising every replica-sensitive part of the step: UDA, momentum, weight
+    decay, smoothing, the baseline and the EMA."""
+    return tiny_config(label_type=label_type, feedback=feedback, uda_weight=1.0,
+                       uda_threshold=0.3, momentum=0.9, nesterov=True, weight_decay=1e-3,
+                       label_smoothing=0.1, feedback_baseline_decay=0.5, student_lr=0.2,
+                       teacher_lr=0.2, ema_decay=0.9)
+
+
 def build(config, dtype="float64", method=None):
     return build_model(config, INPUT_SHAPE, NUM_CLASSES, method=method, dtype=dtype)
 

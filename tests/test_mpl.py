@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from mpl_tf import loop
 from mpl_tf import losses
 from mpl_tf.train import build_model
-from mpl_testing import (INPUT_SHAPE, NUM_CLASSES, batch, build, one_step, tiny_config,
-                         two_cpu_mirrored_strategy, weights)
+from mpl_testing import (INPUT_SHAPE, NUM_CLASSES, batch, build, distributed_step_config,
+                         one_step, tiny_config, two_cpu_mirrored_strategy, weights)
 
 
 def test_student_update_equals_a_hand_computed_sgd_step():
@@ -87,7 +88,7 @@ def _run_fit(strategy, config, data, start_weights, steps):
         model.teacher.set_weights(start_weights[0])
         model.student.set_weights(start_weights[1])
     dataset = tf.data.Dataset.from_tensors(data).repeat()
-    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+    loop.fit(model, strategy, dataset, steps_per_epoch=steps, epochs=1, verbose=0)
     return model
 
 
@@ -96,10 +97,7 @@ def _run_fit(strategy, config, data, start_weights, steps):
 def test_mirrored_two_replicas_match_one_device(label_type, feedback):
     """Same global batch, 3 steps: two replicas must produce the weights one device does
     (float32; tolerance 1e-5 absolute), momentum slots and the baseline included."""
-    config = tiny_config(label_type=label_type, feedback=feedback, uda_weight=1.0,
-                         uda_threshold=0.3, momentum=0.9, nesterov=True, weight_decay=1e-3,
-                         label_smoothing=0.1, feedback_baseline_decay=0.5, student_lr=0.2,
-                         teacher_lr=0.2, ema_decay=0.9)
+    config = distributed_step_config(label_type, feedback)
     data = batch(config, dtype="float32")
     reference = build_model(config, INPUT_SHAPE, NUM_CLASSES)
     start = (reference.teacher.get_weights(), reference.student.get_weights())

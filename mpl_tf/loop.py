@@ -1,0 +1,73 @@
+"""The training driver: the model's Keras `train_step` run by `strategy.run` inside a
+tf.function, with Keras callbacks and progress bar around it.
+
+Keras 3's `fit()` cannot run under MultiWorkerMirroredStrategy (keras-team/keras#20585: its
+symbolic build all-reduces a per-replica batch); this loop can, so every strategy, from one CPU
+to several hosts, takes the same path and users keep fit()'s callbacks and progress bar.
+"""
+
+import keras
+import tensorflow as tf
+
+
+def fit(model, strategy, dataset, *, epochs, steps_per_epoch, initial_epoch=0,
+        steps_per_execution=1, callbacks=(), verbose=2):
+    """Runs `epochs - initial_epoch` epochs of `steps_per_epoch` steps; returns the History.
+
+    `dataset` yields global batches (it is split over replicas) or is already distributed.
+    `steps_per_execution` steps run per tf.function call: in a tf.while_loop on one replica,
+    unrolled with several (merge_call inside a while loop fails under MirroredStrategy).
+    """
+    if not isinstance(dataset, tf.distribute.DistributedDataset):
+        dataset = strategy.experimental_distribute_dataset(dataset)
+    iterator = iter(dataset)
+    run_steps = _step_function(model, strategy, steps_per_execution)
+    callback_list = keras.callbacks.CallbackList(
+        list(callbacks), add_history=True, add_progbar=verbose != 0, model=model,
+        verbose=verbose, epochs=epochs, steps=steps_per_epoch)
+    model.stop_training = False
+    callback_list.on_train_begin()
+    for epoch in range(initial_epoch, epochs):
+        model.reset_metrics()
+        callback_list.on_epoch_begin(epoch)
+        logs = {}
+        for begin in range(0, steps_per_epoch, steps_per_execution):
+            callback_list.on_train_batch_begin(begin)
+            logs = _to_python(strategy, run_steps(iterator))
+            callback_list.on_train_batch_end(begin + steps_per_execution - 1, logs)
+            if model.stop_training:
+                break
+        callback_list.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    callback_list.on_train_end()
+    return model.history
+
+
+def _step_function(model, strategy, steps_per_execution):
+    def one_step(iterator):
+        return strategy.run(model.train_step, args=(next(iterator),))
+
+    if steps_per_execution == 1:
+        return tf.function(one_step)
+    if strategy.num_replicas_in_sync == 1:
+        @tf.function
+        def run_steps(iterator):
+            logs = one_step(iterator)
+            for _ in tf.range(steps_per_execution - 1):
+                logs = one_step(iterator)
+            return logs
+        return run_steps
+
+    @tf.function
+    def run_unrolled(iterator):
+        for _ in range(steps_per_execution):
+            logs = one_step(iterator)
+        return logs
+    return run_unrolled
+
+
+def _to_python(strategy, logs):
+    """Training logs are already global (equal on every replica): take the first copy."""
+    return {name: float(strategy.experimental_local_results(value)[0])
+            for name, value in logs.items()}
