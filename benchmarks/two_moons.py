@@ -2,13 +2,10 @@
 
     python -m benchmarks.two_moons --seeds="0 1 2 3 4" --out=benchmarks/results/two_moons
 
-Every run starts from flags/two_moons.cfg (plus any recipe flag given on this command line); a
-variant changes only the flags it names. Seed s
-sets both the initialisation and the labeled subset (split_seed = s). Accuracy is on all 2,000
-points after the last step (no model selection). Writes OUT.json (every run) and OUT.md.
+Accuracy is on all 2,000 points after the last step (no model selection). See ablation.py for
+how variants and seeds are run.
 """
 
-import json
 import os
 import shutil
 import sys
@@ -16,12 +13,7 @@ import sys
 import numpy as np
 from absl import flags
 
-from mpl_tf import config as config_lib
-from mpl_tf import run_dir
-
-flags.DEFINE_string("seeds", "0 1 2 3 4", "Seeds, space separated.")
-flags.DEFINE_string("out", "benchmarks/results/two_moons", "Output path without extension.")
-flags.DEFINE_string("runs_dir", "benchmarks/runs/two_moons", "Where the runs' model dirs go.")
+from benchmarks import ablation
 
 RECIPE = "flags/two_moons.cfg"
 
@@ -41,46 +33,23 @@ VARIANTS = (
 )
 
 
-def mean_std(values):
-    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-
-
 def main(argv):
-    flags.FLAGS([argv[0], f"--flagfile={RECIPE}", *argv[1:]])  # later flags override the recipe
-    from mpl_tf import train
-    from mpl_tf.data import sources
-
-    seeds = [int(s) for s in flags.FLAGS.seeds.split()]
-    base = config_lib.Config.from_flags()
-    rows, runs = [], []
-    for name, overrides in VARIANTS:
-        results = []
-        for seed in seeds:
-            slug = name.split(" (")[0].replace(", ", "_").replace(" ", "_").lower()
-            model_dir = os.path.join(flags.FLAGS.runs_dir, f"{slug}_seed{seed}")
-            config = base.replace(seed=seed, split_seed=seed, model_dir=model_dir,
-                                  **overrides).validate()
-            run_dir.prepare(config, overwrite=True)
-            result = train.run(config, sources.load(config))
-            results.append(result)
-            runs.append({"variant": name, **result})
-            print(f"{name} seed {seed}: test {result['test_accuracy']:.4f}", flush=True)
-        rows.append(_row(name, overrides, results))
-    os.makedirs(os.path.dirname(flags.FLAGS.out), exist_ok=True)
-    run_dir.write_json(flags.FLAGS.out + ".json", {"recipe": RECIPE, "seeds": seeds,
-                                                   "rows": rows, "runs": runs})
-    with open(flags.FLAGS.out + ".md", "w") as f:
-        f.write(_markdown(rows, seeds))
-    figure = os.path.join(flags.FLAGS.runs_dir, "mpl_taylor_feedback_seed0",
-                          "decision_boundary.png")
+    base, seeds = ablation.parse_flags(argv, RECIPE)
+    out = flags.FLAGS.out or "benchmarks/results/two_moons"
+    runs_dir = flags.FLAGS.runs_dir or "benchmarks/runs/two_moons"
+    results = ablation.run_variants(base, VARIANTS, seeds, runs_dir)
+    rows = [_row(name, overrides, results[name]) for name, overrides in VARIANTS]
+    ablation.write(out, {"recipe": RECIPE, "seeds": seeds, "rows": rows,
+                         "runs": [{"variant": n, **r} for n, rs in results.items() for r in rs]},
+                   _markdown(rows, seeds))
+    figure = os.path.join(runs_dir, "mpl_taylor_feedback_seed0", "decision_boundary.png")
     if os.path.exists(figure):
-        shutil.copy(figure, flags.FLAGS.out + "_seed0.png")
-    print(open(flags.FLAGS.out + ".md").read())
+        shutil.copy(figure, out + "_seed0.png")
 
 
 def _row(name, overrides, results):
-    test = mean_std([r["test_accuracy"] for r in results])
-    val = mean_std([r["val_accuracy"] for r in results])
+    test = ablation.mean_std([r["test_accuracy"] for r in results])
+    val = ablation.mean_std([r["val_accuracy"] for r in results])
     row = {"variant": name, "flags": overrides, "test_mean": test[0], "test_std": test[1],
            "val_mean": val[0], "val_std": val[1],
            "seconds_mean": float(np.mean([r["wall_seconds"] for r in results]))}

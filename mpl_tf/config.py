@@ -49,6 +49,9 @@ flags.DEFINE_enum("strategy", "auto", STRATEGIES, "tf.distribute strategy (auto:
                   "else default). Batch sizes are global, split evenly over replicas.")
 flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu (name, grpc://host:port, local).")
 flags.DEFINE_integer("eval_batch_size", 256, "Batch size for evaluation.")
+flags.DEFINE_bool("select_on_val", False, "Evaluate on the validation split after every "
+                  "--log_every steps and keep the best (never the test split); else keep the "
+                  "final weights, as the paper does.")
 flags.DEFINE_integer("max_nonfinite_steps", 20, "Stop the run after this many steps in a row "
                      "with a non-finite loss or gradient (each one is skipped).")
 
@@ -68,9 +71,12 @@ flags.DEFINE_integer("num_val", 0, "Validation examples held out of the training
                      "selection (0: the dataset's default).")
 flags.DEFINE_bool("unlabeled_excludes_labeled", False, "Leave the labeled examples out of the "
                   "unlabeled pool (the released code keeps them in).")
+flags.DEFINE_bool("extra_unlabeled", False, "Add the dataset's extra split to the unlabeled "
+                  "pool (svhn_cropped: its 531k `extra` images).")
 flags.DEFINE_string("data_dir", None, "TFDS data directory.")
 flags.DEFINE_string("manual_dir", None, "TFDS manual download directory (ImageNet tars).")
-flags.DEFINE_integer("image_size", 0, "Training image size; 0 keeps the dataset's own.")
+flags.DEFINE_integer("image_size", 0, "Training image size; 0 keeps the dataset's own (224 "
+                     "for ImageNet).")
 flags.DEFINE_integer("uda_ratio", 0, "Unlabeled batch = uda_ratio x labeled batch; 0 means use "
                      "--unlabeled_batch_size.")
 flags.DEFINE_float("augment_magnitude", 16.0, "RandAugment magnitude on the released code's "
@@ -143,6 +149,7 @@ class Config:
     strategy: str = "auto"
     tpu: str = None
     eval_batch_size: int = 256
+    select_on_val: bool = False
     max_nonfinite_steps: int = 20
     model: str = "mlp"
     mlp_hidden: tuple = (8, 8)
@@ -154,6 +161,7 @@ class Config:
     label_fraction: float = 0.0
     num_val: int = 0
     unlabeled_excludes_labeled: bool = False
+    extra_unlabeled: bool = False
     data_dir: str = None
     manual_dir: str = None
     image_size: int = 0

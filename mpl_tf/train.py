@@ -85,6 +85,8 @@ def fit(config, data, strategy, method=None, log_dir=None, initial_weights=None,
             model.trained_network.set_weights(initial_weights)
     diverged = StopOnNonFinite(config.max_nonfinite_steps)
     callbacks, start_step = [diverged], 0
+    if config.select_on_val:
+        callbacks.append(SelectOnValidation(data, config.eval_batch_size))
     steps_per_epoch = min(config.log_every, config.train_steps)
     if log_dir:
         saver = checkpoints.manager(model, checkpoints.directory(log_dir, log_name))
@@ -96,7 +98,7 @@ def fit(config, data, strategy, method=None, log_dir=None, initial_weights=None,
                       keras.callbacks.CSVLogger(csv_log, append=start_step > 0),
                       checkpoints.SaveEvery(saver, config.checkpoint_every or steps_per_epoch,
                                             config.train_steps)]
-    history = loop.fit(model, strategy, pipeline.train_dataset(data, config, start_step),
+    history = loop.fit(model, strategy, pipeline.train_input(data, config, strategy, start_step),
                        initial_epoch=start_step // steps_per_epoch,
                        epochs=config.train_steps // steps_per_epoch,
                        steps_per_epoch=steps_per_epoch, callbacks=callbacks,
@@ -119,6 +121,32 @@ def _read_csv_log(path):
             if name != "epoch" and not name.startswith("val_")}  # Keras writes NA val_ columns
 
 
+class SelectOnValidation(keras.callbacks.Callback):
+    """Model selection on the validation split, never the test split: evaluates the served
+    network after every epoch and puts the best epoch's weights back when training ends."""
+
+    def __init__(self, data, batch_size):
+        super().__init__()
+        self.data = data
+        self.batch_size = batch_size
+        self.best_accuracy, self.best_step, self.best_weights = -1.0, None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        network = self.model.serving_network
+        val_accuracy = accuracy(network, self.data, "val", self.batch_size)
+        if logs is not None:
+            logs["val_accuracy"] = val_accuracy
+        if val_accuracy > self.best_accuracy:
+            self.best_accuracy = val_accuracy
+            self.best_step = int(self.model.global_step.numpy())
+            self.best_weights = [w.numpy() for w in network.weights]
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is not None:
+            self.model.serving_network.set_weights(self.best_weights)
+            self.model.selected_step = self.best_step
+
+
 class StopOnNonFinite(keras.callbacks.Callback):
     """Stops fit() once `limit` steps in a row were skipped by the non-finite guard."""
 
@@ -133,11 +161,17 @@ class StopOnNonFinite(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def accuracy(model, images, labels, batch_size):
-    """Top-1 accuracy of `model` (its serving network) in [0, 1]."""
-    logs = model.evaluate(pipeline.eval_dataset(images, labels, batch_size), verbose=0,
-                          return_dict=True)
-    return float(logs["accuracy"])
+def accuracy(network, data, split, batch_size):
+    """Top-1 accuracy in [0, 1] of `network` (inference mode) on `split` ("val" or "test")."""
+    predict = tf.function(lambda images: tf.argmax(network(images, training=False), axis=-1,
+                                                   output_type=tf.int32),
+                          reduce_retracing=True)
+    correct = total = 0
+    for images, labels in pipeline.eval_dataset(data, split, batch_size):
+        correct += int(tf.reduce_sum(tf.cast(predict(images) == tf.cast(labels, tf.int32),
+                                             tf.int32)))
+        total += int(labels.shape[0])
+    return correct / total
 
 
 def predictor(network, batch_size):
@@ -164,7 +198,9 @@ def run(config, data, strategy=None):
         run_dir.prepare(config)
     run_dir.write_json(os.path.join(config.model_dir, "labeled_indices.json"),
                        {"dataset": data.name, "split_seed": config.split_seed,
-                        "indices": data.labeled_indices.tolist()})
+                        "indices": data.labeled_indices.tolist(), "ids": list(data.labeled_ids),
+                        "val_indices": None if data.val_indices is None
+                        else data.val_indices.tolist()})
     run_dir.write_json(os.path.join(config.model_dir, "dataset_info.json"), data.info())
     keras.utils.set_random_seed(config.seed)
     model, train_logs = fit(config, data, strategy, log_dir=config.model_dir)
@@ -174,13 +210,17 @@ def run(config, data, strategy=None):
         "train_steps": config.train_steps, **_accuracies(model, data, config),
         "train_logs_mean": train_logs,
     }
+    if config.select_on_val:
+        results["selected_step"] = model.selected_step
     if config.ema_decay:
-        results["raw_test_accuracy"] = _network_accuracy(model.trained_network, data, config)
+        results["raw_test_accuracy"] = accuracy(model.trained_network, data, "test",
+                                                config.eval_batch_size)
     if config.method == "mpl":
         results.update(label_type=config.label_type, feedback=config.feedback,
                        feedback_sign=config.feedback_sign,
                        feedback_baseline_decay=config.feedback_baseline_decay,
-                       teacher_test_accuracy=_network_accuracy(model.teacher, data, config))
+                       teacher_test_accuracy=accuracy(model.teacher, data, "test",
+                                                      config.eval_batch_size))
     if data.input_shape == (2,):
         results["control_supervised_test_accuracy"] = _plot_2d(config, data, strategy, model)
     served = model.serving_network
@@ -225,15 +265,8 @@ def _finetune_into(results, config, data, strategy, network):
 
 
 def _accuracies(model, data, config):
-    return {"val_accuracy": accuracy(model, data.val_images, data.val_labels,
-                                     config.eval_batch_size),
-            "test_accuracy": accuracy(model, data.test_images, data.test_labels,
-                                      config.eval_batch_size)}
-
-
-def _network_accuracy(network, data, config):
-    predictions = predictor(network, config.eval_batch_size)(data.test_images)
-    return float(np.mean(predictions == data.test_labels))
+    return {f"{split}_accuracy": accuracy(model.serving_network, data, split,
+                                          config.eval_batch_size) for split in ("val", "test")}
 
 
 def _plot_2d(config, data, strategy, model):
@@ -249,4 +282,4 @@ def _plot_2d(config, data, strategy, model):
         panels.append((title, predictor(model, config.eval_batch_size)))
     plots.decision_boundaries(os.path.join(config.model_dir, "decision_boundary.png"),
                               data.test_images, data.test_labels, data.labeled_indices, panels)
-    return _network_accuracy(control, data, config)
+    return accuracy(control.serving_network, data, "test", config.eval_batch_size)

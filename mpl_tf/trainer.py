@@ -1,5 +1,5 @@
 """What the three methods' Keras models share: metric trackers, the EMA of the trained
-network, and the evaluation step."""
+network, and the non-finite guard."""
 
 import keras
 import tensorflow as tf
@@ -45,7 +45,6 @@ class ClassifierTrainer(keras.Model):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in self.LOG_NAMES}
-        self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
         self.ema_network = None
         self._ema = None
         self.nonfinite_in_a_row = self.add_weight(
@@ -86,7 +85,7 @@ class ClassifierTrainer(keras.Model):
 
     @property
     def metrics(self):
-        return [*self.trackers.values(), self.accuracy]
+        return list(self.trackers.values())
 
     def record(self, ok, values, weights=None):
         """Counts the step as finite or not (`ok`) and updates the trackers with its
@@ -100,8 +99,3 @@ class ClassifierTrainer(keras.Model):
         logs = {name: tracker.result() for name, tracker in self.trackers.items()}
         return {**logs, "nonfinite_in_a_row": self.nonfinite_in_a_row.value,
                 "nonfinite_steps": self.nonfinite_steps.value}
-
-    def test_step(self, data):
-        images, labels = data[0], data[1]
-        self.accuracy.update_state(labels, self(images, training=False))
-        return {"accuracy": self.accuracy.result()}

@@ -1,12 +1,136 @@
-"""tf.data input: batches `((x_l, y_l), (x_u_weak, x_u_strong, y_u_hidden))` and eval batches.
+"""tf.data input: training batches `((x_l, y_l), (x_u_weak, x_u_strong, y_u_hidden))` and
+evaluation batches `(images, labels)`.
 
-Batch sizes are global; `fit()` splits them over replicas. Random views come from stateless ops
-seeded by (seed, batch index), so a run's input is the same every time it is replayed.
+Every random view comes from stateless ops seeded by (run seed, stream, input pipeline, example
+or batch position) and every shuffle from a fixed seed, so a replayed run sees the same input.
+Images are augmented one example at a time in parallel maps (ImageNet images differ in size
+until cropped), then batched with drop_remainder; Two Moons' Gaussian views act on batches.
+
+Two forms of training input, both resumable at a step (the skip touches only cheap keys):
+  train_dataset(data, config, start_step=0)            global batches from one pipeline;
+  train_input(data, config, strategy, start_step=0)    per-replica batches from
+      `strategy.distribute_datasets_from_function`, every split sharded by input pipeline:
+      what train.fit should pass to the training loop.
 """
 
 import tensorflow as tf
 
+from mpl_tf.config import ConfigError
+from mpl_tf.data import augment
+from mpl_tf.data.split_data import SplitData
+
 _AUTOTUNE = tf.data.AUTOTUNE
+_LABELED, _UNLABELED = 0, 1
+
+
+def train_dataset(data, config, start_step=0):
+    """Infinite, shuffled, seeded training batches of the global batch sizes, from batch
+    `start_step` on: a resumed run sees exactly the batches an uninterrupted one would (the
+    skip happens on keys, before any loading or augmenting)."""
+    return _batches(data, config, config.labeled_batch_size,
+                    config.global_unlabeled_batch_size, num_pipelines=1, pipeline=0,
+                    skip_batches=start_step)
+
+
+def train_input(data, config, strategy, start_step=0):
+    """A distributed dataset of per-replica batches (global batch / replicas), each input
+    pipeline reading its own shard of every split, for fit() under `strategy`; from global
+    step `start_step` on, as `train_dataset`."""
+    replicas = strategy.num_replicas_in_sync
+    for flag, size in (("--labeled_batch_size", config.labeled_batch_size),
+                       ("the unlabeled batch (--unlabeled_batch_size or --uda_ratio x B)",
+                        config.global_unlabeled_batch_size)):
+        if size % replicas:
+            raise ConfigError(f"{flag}={size} must be a multiple of the number of replicas "
+                              f"({replicas})")
+
+    def dataset_fn(context):
+        per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
+        return _batches(data, config,
+                        context.get_per_replica_batch_size(config.labeled_batch_size),
+                        context.get_per_replica_batch_size(config.global_unlabeled_batch_size),
+                        context.num_input_pipelines, context.input_pipeline_id,
+                        skip_batches=start_step * per_pipeline)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def eval_dataset(data, split, batch_size):
+    """Evaluation batches (images, labels) of `split` ("val" or "test") of SplitData `data`,
+    in a fixed order, the last batch partial.
+
+    Also accepts the older array form `eval_dataset(images, labels, batch_size)`, which
+    train.py uses until it switches to `eval_dataset(data, "val"|"test", batch_size)` (needed
+    for streamed datasets such as ImageNet, whose arrays are None).
+    """
+    if not isinstance(data, SplitData):
+        return tf.data.Dataset.from_tensor_slices((data, split)).batch(batch_size)
+    examples = data.examples(split).dataset()
+    if data.view != "gaussian_noise":
+        views = _image_views(data)
+        examples = examples.map(lambda x, y: (views.evaluate(x), y), num_parallel_calls=_AUTOTUNE)
+    return examples.batch(batch_size).prefetch(_AUTOTUNE)
+
+
+def _image_views(data, config=None):
+    magnitude = config.augment_magnitude if config else 0.0
+    cutout_size = config.cutout_size if config else 0
+    return augment.ImageViews(data.view, data.input_shape, magnitude, cutout_size)
+
+
+def _batches(data, config, labeled_batch, unlabeled_batch, num_pipelines, pipeline,
+             skip_batches):
+    """Zipped labeled and unlabeled batches of one input pipeline, the first `skip_batches`
+    left out."""
+    streams = []
+    for role, split, batch in ((_LABELED, "labeled", labeled_batch),
+                               (_UNLABELED, "unlabeled", unlabeled_batch)):
+        examples = data.examples(split)
+        keys = examples.read(num_pipelines, pipeline, config.seed + role + 1000 * pipeline)
+        streams.append((examples, keys.repeat(), batch))
+    if data.view == "gaussian_noise":
+        labeled, unlabeled = _gaussian_batches(streams, config, pipeline, skip_batches)
+    else:
+        views = _image_views(data, config)
+
+        def weak(k, image, label):
+            return views.weak(image, _seed(config, _LABELED, pipeline, k)), label
+
+        def pair(k, image, label):
+            return (*views.weak_and_strong(image, _seed(config, _UNLABELED, pipeline, k)),
+                    label)
+
+        labeled, unlabeled = (_augmented(*stream, skip_batches, fn)
+                              for stream, fn in zip(streams, (weak, pair)))
+    return tf.data.Dataset.zip((labeled, unlabeled)).prefetch(_AUTOTUNE)
+
+
+def _augmented(examples, keys, batch, skip_batches, fn):
+    """Batches of fn(position, image, label), positions counted from the stream's start."""
+    start = skip_batches * batch
+    return (keys.skip(start).enumerate(start)
+            .map(lambda k, key: fn(k, *examples.load(key)), num_parallel_calls=_AUTOTUNE)
+            .batch(batch, drop_remainder=True))
+
+
+def _seed(config, role, pipeline, position):
+    """A stateless seed of one example's views: (run seed, stream, pipeline) x position."""
+    stream = (config.seed * 16 + 2 + role) * 4096 + pipeline
+    return tf.stack([tf.constant(stream, tf.int64), tf.cast(position, tf.int64)])
+
+
+def _gaussian_batches(streams, config, pipeline, skip_batches):
+    """Two Moons: Gaussian input noise added per batch, seeded by (stream, batch index)."""
+    base = 1000 * config.seed + 100 * pipeline
+    weak, strong = (_gaussian_noise(config.weak_noise, base + 1),
+                    _gaussian_noise(config.strong_noise, base + 2))
+    (labeled, unlabeled) = (
+        keys.map(examples.load).batch(batch, drop_remainder=True).skip(skip_batches)
+        .enumerate(skip_batches) for examples, keys, batch in streams)
+    labeled = labeled.map(lambda i, b: (weak(2 * i, b[0]), b[1]), num_parallel_calls=_AUTOTUNE)
+    unlabeled = unlabeled.map(lambda i, b: (weak(2 * i + 1, b[0]), strong(i, b[0]), b[1]),
+                              num_parallel_calls=_AUTOTUNE)
+    return labeled, unlabeled
 
 
 def _gaussian_noise(std, stream):
@@ -19,34 +143,3 @@ def _gaussian_noise(std, stream):
 
     return view
 
-
-def _views(data, config):
-    """(weak, strong) view functions of (batch index, images) for `data.view`."""
-    if data.view == "gaussian_noise":
-        base = 1000 * config.seed
-        return (_gaussian_noise(config.weak_noise, base + 1),
-                _gaussian_noise(config.strong_noise, base + 2))
-    raise ValueError(f"unknown view family {data.view!r}")
-
-
-def train_dataset(data, config, start_step=0):
-    """Infinite, shuffled, seeded training batches, from batch `start_step` on (a resumed run
-    sees exactly the batches an uninterrupted one would; skipping happens before augmenting)."""
-    weak, strong = _views(data, config)
-    labeled = (tf.data.Dataset.from_tensor_slices((data.labeled_images, data.labeled_labels))
-               .shuffle(len(data.labeled_labels), seed=config.seed).repeat()
-               .batch(config.labeled_batch_size, drop_remainder=True).skip(start_step)
-               .enumerate(start_step)
-               .map(lambda i, b: (weak(2 * i, b[0]), b[1]), num_parallel_calls=_AUTOTUNE))
-    unlabeled = (tf.data.Dataset.from_tensor_slices((data.unlabeled_images,
-                                                     data.unlabeled_labels))
-                 .shuffle(len(data.unlabeled_labels), seed=config.seed + 1).repeat()
-                 .batch(config.global_unlabeled_batch_size, drop_remainder=True)
-                 .skip(start_step).enumerate(start_step)
-                 .map(lambda i, b: (weak(2 * i + 1, b[0]), strong(i, b[0]), b[1]),
-                      num_parallel_calls=_AUTOTUNE))
-    return tf.data.Dataset.zip((labeled, unlabeled)).prefetch(_AUTOTUNE)
-
-
-def eval_dataset(images, labels, batch_size):
-    return tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)

@@ -1,59 +1,40 @@
-"""Data sources behind `--dataset`: each returns a `SplitData` of numpy arrays, read before any
-TensorFlow work so bad data fails fast."""
+"""Data sources behind `--dataset`: each returns a `SplitData`, read (or, for ImageNet, checked
+and indexed) before any training so bad data fails fast with a one-line ConfigError.
 
-import dataclasses
+    two_moons                the paper's toy problem (arrays of 2-d points)
+    digits                   scikit-learn's 8x8 digits, embedded (digits.py)
+    cifar10, cifar100, svhn_cropped, stl10   TFDS, small images (tfds_sources.py)
+    imagenet, imagenet2012   TFDS ImageNet-2012 streams (imagenet.py)
+    folder:PATH              your own image folder (folder.py)
+"""
 
 import numpy as np
 
 from mpl_tf.config import ConfigError
 from mpl_tf.data import splits
+from mpl_tf.data.split_data import SplitData
 
-DATASETS = ("two_moons",)
-
-
-@dataclasses.dataclass(frozen=True)
-class SplitData:
-    """A dataset cut for semi-supervised training.
-
-    `unlabeled_labels` are the hidden labels of the unlabeled pool (-1 where unknown): they feed
-    the pseudo-label accuracy metric and never a loss. `view` names the augmentation family.
-    Images are float32 pixels on the 0-255 scale; `pixel_mean`/`pixel_std` (per channel, same
-    scale) are applied inside the networks, and are None for non-image data.
-    """
-
-    name: str
-    num_classes: int
-    input_shape: tuple
-    labeled_images: np.ndarray
-    labeled_labels: np.ndarray
-    labeled_indices: np.ndarray
-    unlabeled_images: np.ndarray
-    unlabeled_labels: np.ndarray
-    val_images: np.ndarray
-    val_labels: np.ndarray
-    test_images: np.ndarray
-    test_labels: np.ndarray
-    view: str
-    class_names: tuple = ()
-    pixel_mean: tuple = None
-    pixel_std: tuple = None
-
-    def info(self):
-        """What exporters and evaluators need to rebuild the serving network's input side."""
-        return {"name": self.name, "num_classes": self.num_classes,
-                "input_shape": list(self.input_shape),
-                "class_names": list(self.class_names) or [str(c) for c in
-                                                          range(self.num_classes)],
-                "pixel_mean": self.pixel_mean and list(self.pixel_mean),
-                "pixel_std": self.pixel_std and list(self.pixel_std), "view": self.view}
+DATASETS = ("two_moons", "digits", "cifar10", "cifar100", "svhn_cropped", "stl10", "imagenet",
+            "imagenet2012", "folder:PATH")
+FOLDER_PREFIX = "folder:"
 
 
 def load(config):
     """The `SplitData` that `config.dataset` names, with the labeled subset from `split_seed`."""
-    if config.dataset == "two_moons":
+    from mpl_tf.data import digits, folder, imagenet, tfds_sources
+
+    name = config.dataset
+    if name == "two_moons":
         return two_moons(config.num_labeled, config.split_seed)
-    raise ConfigError(f"--dataset={config.dataset} is not valid; valid values: "
-                      f"{', '.join(DATASETS)}")
+    if name == "digits":
+        return digits.load(config)
+    if name in tfds_sources.SPECS:
+        return tfds_sources.load(config)
+    if name in ("imagenet", "imagenet2012"):
+        return imagenet.load(config)
+    if name.startswith(FOLDER_PREFIX) and len(name) > len(FOLDER_PREFIX):
+        return folder.load(config, name[len(FOLDER_PREFIX):])
+    raise ConfigError(f"--dataset={name} is not valid; valid values: {', '.join(DATASETS)}")
 
 
 def two_moons(num_labeled, split_seed, num_points=2000, num_val=500):

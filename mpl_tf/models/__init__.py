@@ -7,9 +7,16 @@ layer, so training, evaluation and every exported signature share one preprocess
 import keras
 
 from mpl_tf.config import ConfigError
+from mpl_tf.models.cnn import cnn
 from mpl_tf.models.mlp import mlp
+from mpl_tf.models.resnet import resnet50
+from mpl_tf.models.wide_resnet import wide_resnet
 
-MODELS = ("mlp",)
+MODELS = ("mlp", "cnn", "wrn-28-2", "wrn-28-8", "resnet-50")
+
+# Smallest image side each convolutional network accepts: the WRN halves its input twice and
+# ResNet-50 five times, so smaller images would shrink to nothing before the head.
+MIN_IMAGE_SIZE = {"cnn": 8, "wrn-28-2": 8, "wrn-28-8": 8, "resnet-50": 32}
 
 
 def build(config, input_shape, num_classes, seed, name, dtype="float32", pixel_mean=None,
@@ -20,13 +27,7 @@ def build(config, input_shape, num_classes, seed, name, dtype="float32", pixel_m
     inside the network.
     """
     body_name = name if pixel_mean is None else f"{name}_body"
-    if config.model == "mlp":
-        body = mlp(input_shape, num_classes, hidden=config.mlp_hidden,
-                   activation=config.mlp_activation, init_scale=config.mlp_init_scale,
-                   seed=seed, dtype=dtype, name=body_name)
-    else:
-        raise ConfigError(f"--model={config.model} is not valid; valid values: "
-                          f"{', '.join(MODELS)}")
+    body = _body(config, tuple(input_shape), num_classes, seed, body_name, dtype)
     if pixel_mean is None:
         return body
     inputs = keras.Input(shape=input_shape, dtype=dtype)
@@ -34,3 +35,34 @@ def build(config, input_shape, num_classes, seed, name, dtype="float32", pixel_m
         mean=list(pixel_mean), variance=[s * s for s in pixel_std], dtype=dtype,
         name="normalize")(inputs)
     return keras.Model(inputs, body(normalized), name=name)
+
+
+def _body(config, input_shape, num_classes, seed, name, dtype):
+    """The bare network (no normalisation), after checking it can take `input_shape`."""
+    if config.model not in MODELS:
+        raise ConfigError(f"--model={config.model} is not valid; valid values: "
+                          f"{', '.join(MODELS)}")
+    if config.model == "mlp":
+        return mlp(input_shape, num_classes, hidden=config.mlp_hidden,
+                   activation=config.mlp_activation, init_scale=config.mlp_init_scale,
+                   seed=seed, dtype=dtype, name=name)
+    _check_image_shape(config.model, input_shape)
+    # The exact feedback differentiates through the student's gradient, and the fused BN
+    # kernel's second derivative is inexact (see FusedBatchNormalization).
+    common = dict(dropout_rate=config.dropout_rate, bn_momentum=config.batch_norm_decay,
+                  bn_epsilon=config.batch_norm_epsilon, fused_batch_norm=config.feedback != "exact",
+                  seed=seed, dtype=dtype, name=name)
+    if config.model == "cnn":
+        return cnn(input_shape, num_classes, **common)
+    if config.model == "resnet-50":
+        return resnet50(input_shape, num_classes, **common)
+    return wide_resnet(input_shape, num_classes, width=int(config.model.split("-")[-1]),
+                       **common)
+
+
+def _check_image_shape(model, input_shape):
+    """Raises ConfigError unless `input_shape` is (height, width, channels) big enough."""
+    size = MIN_IMAGE_SIZE[model]
+    if len(input_shape) != 3 or min(input_shape[:2]) < size:
+        raise ConfigError(f"--model={model} needs images (height, width, channels) of at least "
+                          f"{size}x{size}; got input shape {input_shape}")

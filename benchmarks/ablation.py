@@ -1,0 +1,66 @@
+"""Shared by the accuracy tables: run named variants of one recipe over seeds, aggregate
+mean ± std, write JSON and Markdown.
+
+Every run starts from the recipe flagfile plus any recipe flag given on the command line; a
+variant changes only the flags it names. Seed s sets both the initialisation and the labeled
+subset (split_seed = s).
+"""
+
+import os
+
+import numpy as np
+from absl import flags
+
+from mpl_tf import config as config_lib
+from mpl_tf import run_dir
+
+flags.DEFINE_string("seeds", "0 1 2", "Seeds, space separated.")
+flags.DEFINE_string("out", None, "Output path without extension (.json, .md are written).")
+flags.DEFINE_string("runs_dir", None, "Where the runs' model dirs go.")
+
+
+def parse_flags(argv, recipe):
+    """Parses the recipe flagfile, then the command line (which overrides it)."""
+    flags.FLAGS([argv[0], f"--flagfile={recipe}", *argv[1:]])
+    return config_lib.Config.from_flags(), [int(s) for s in flags.FLAGS.seeds.split()]
+
+
+def run_variants(base, variants, seeds, runs_dir):
+    """Trains every (name, overrides) variant for every seed; returns {name: [results]}."""
+    from mpl_tf import train
+    from mpl_tf.data import sources
+
+    results = {}
+    for name, overrides in variants:
+        for seed in seeds:
+            model_dir = os.path.join(runs_dir, f"{slug(name)}_seed{seed}")
+            config = base.replace(seed=seed, split_seed=seed, model_dir=model_dir,
+                                  **overrides).validate()
+            run_dir.prepare(config, overwrite=True)
+            result = train.run(config, sources.load(config))
+            results.setdefault(name, []).append(result)
+            print(f"{name} seed {seed}: test {result['test_accuracy']:.4f}", flush=True)
+    return results
+
+
+def slug(name):
+    return name.split(" (")[0].replace(", ", "_").replace(" ", "_").lower()
+
+
+def mean_std(values):
+    """Mean and sample standard deviation (0 for a single value)."""
+    values = np.asarray(values, dtype=float)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def percent(values):
+    mean, std = mean_std(values)
+    return f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+
+def write(out, payload, markdown):
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+    run_dir.write_json(out + ".json", payload)
+    with open(out + ".md", "w") as f:
+        f.write(markdown)
+    print(markdown)

@@ -1,0 +1,139 @@
+"""Top-1 and top-5 accuracy of a finished run or an exported SavedModel on a dataset split:
+
+    python -m mpl_tf.evaluate --model_dir=DIR [--split=test] [--output=FILE]
+    python -m mpl_tf.evaluate --saved_model=DIR/export/saved_model --dataset=NAME [data flags]
+
+A run is evaluated on its own data (its config.json rebuilds the same split); any training flag
+given on the command line (--dataset, --data_dir, --split_seed, ...) overrides the saved value.
+A SavedModel is fed the split's arrays through its `serve_float` signature, which takes them
+exactly as training did. With K < 5 classes top-5 accuracy is top-K accuracy, that is 1.
+"""
+
+import dataclasses
+import json
+import os
+import sys
+
+import numpy as np
+from absl import flags
+
+from mpl_tf import config as config_lib
+from mpl_tf import export
+from mpl_tf import run_dir
+from mpl_tf.config import ConfigError
+from mpl_tf.data import sources
+from mpl_tf.export import tf  # TensorFlow, imported quietly by export
+
+SPLITS = ("val", "test")
+TOP_K = 5
+
+
+def accuracies(probabilities_fn, images, labels, batch_size):
+    """{"top1_accuracy", "top5_accuracy", "num_examples"} of `probabilities_fn` ([B, ...] numpy
+    -> [B, K] probabilities) on the arrays, evaluated `batch_size` examples at a time."""
+    top1 = top5 = 0
+    for start in range(0, len(labels), batch_size):
+        probabilities = np.asarray(probabilities_fn(images[start:start + batch_size]))
+        truth = np.asarray(labels[start:start + batch_size])[:, None]
+        ranked = np.argsort(-probabilities, axis=-1, kind="stable")
+        top1 += int(np.sum(ranked[:, :1] == truth))
+        top5 += int(np.sum(ranked[:, :TOP_K] == truth))
+    return {"top1_accuracy": top1 / len(labels), "top5_accuracy": top5 / len(labels),
+            "num_examples": len(labels)}
+
+
+def run_probabilities(model_dir):
+    """The served network of the finished run in `model_dir`, as numpy -> probabilities."""
+    network = export.load_run(model_dir).network
+    return lambda images: tf.nn.softmax(network(images, training=False)).numpy()
+
+
+def saved_model_probabilities(path):
+    """An mpl_tf serving SavedModel (DIR/export/saved_model) as numpy -> probabilities."""
+    if not os.path.exists(os.path.join(path, "saved_model.pb")):
+        raise ConfigError(f"--saved_model={path} is not a SavedModel directory (no "
+                          "saved_model.pb); pass DIR/export/saved_model of an exported run")
+    module = tf.saved_model.load(path)
+    if not hasattr(module, "serve_float"):
+        raise ConfigError(f"--saved_model={path} has no serve_float function: pass the "
+                          "serving export DIR/export/saved_model, not a Hub module")
+
+    def probabilities(images):
+        try:
+            with export.stderr_silenced():  # TensorFlow's runtime also logs the error there
+                outputs = module.serve_float(tf.constant(images, tf.float32))
+            return outputs["probabilities"].numpy()
+        except tf.errors.InvalidArgumentError as e:
+            raise ConfigError(f"--saved_model={path} cannot take inputs of shape "
+                              f"{tuple(images.shape[1:])}: {_assertion(e)}") from None
+
+    return probabilities
+
+
+def _assertion(error):
+    """The line of an InvalidArgumentError that says what went wrong."""
+    lines = [line.strip() for line in error.message.splitlines() if line.strip()]
+    return next((line for line in lines if "assertion failed" in line), lines[-1])
+
+
+def evaluate(config, split, model_dir=None, saved_model=None):
+    """Top-1/top-5 accuracy of the run in `model_dir` or of `saved_model` on `split` of the data
+    `config` describes; the JSON-ready dict that the command line writes."""
+    if split not in SPLITS:
+        raise ConfigError(f"--split={split} is not valid; valid values: {', '.join(SPLITS)}")
+    data = sources.load(config)
+    images, labels = getattr(data, f"{split}_images"), getattr(data, f"{split}_labels")
+    if images is None:
+        raise ConfigError(f"--dataset={config.dataset}: the {split} split is streamed, not held "
+                          "in memory; evaluating streamed splits is not supported yet")
+    predict = saved_model_probabilities(saved_model) if saved_model else run_probabilities(
+        model_dir)
+    return {"dataset": config.dataset, "split": split,
+            "model": os.path.abspath(saved_model or model_dir),
+            "top_k": min(TOP_K, data.num_classes),
+            **accuracies(predict, images, labels, config.eval_batch_size)}
+
+
+def _config(cli):
+    """The data config: the run's own (overridden by flags given explicitly) or the flags'."""
+    given = config_lib.Config.from_flags(cli)
+    if not cli.model_dir:
+        return given
+    overrides = {field.name: getattr(given, field.name) for field in dataclasses.fields(given)
+                 if field.name != "model_dir" and cli[field.name].present}
+    return config_lib.Config.from_json(os.path.join(cli.model_dir, "config.json")).replace(
+        **overrides)
+
+
+def main(argv):
+    """Evaluates and prints the JSON (and writes --output); user errors: one line, exit 2."""
+    cli = flags.FlagValues()
+    flags.DEFINE_string("saved_model", None, "An exported DIR/export/saved_model to evaluate "
+                        "instead of --model_dir.", flag_values=cli)
+    flags.DEFINE_enum("split", "test", SPLITS, "Which split to evaluate.", flag_values=cli)
+    flags.DEFINE_string("output", None, "Also write the JSON here.", flag_values=cli)
+    cli.append_flag_values(flags.FLAGS)  # every training flag: data, --model_dir, batch size
+    cli.unparse_flags()  # shared flag objects: start from their defaults on every call
+    try:
+        cli(argv)
+        export.start_tensorflow_quietly()
+        if bool(cli.model_dir) == bool(cli.saved_model):
+            raise ConfigError("pass exactly one of --model_dir (a finished run) and "
+                              "--saved_model (an exported DIR/export/saved_model)")
+        if cli.model_dir:
+            export.check_finished(cli.model_dir)
+        report = evaluate(_config(cli), cli.split, cli.model_dir, cli.saved_model)
+        if cli.output:
+            run_dir.write_json(cli.output, report)
+    except (flags.Error, ConfigError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: cannot write --output={cli.output}: {e.strerror}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,54 @@
+"""The command line on real image data: short MPL runs on digits and on a generated image folder
+write results.json, and a bad data flag fails in one line before training."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from test_data_sources import write_images
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN = ("--num_labeled=50", "--train_steps=200", "--log_every=100", "--labeled_batch_size=16",
+       "--unlabeled_batch_size=32", "--label_type=sampled", "--feedback=taylor")
+
+
+def run_main(*args):
+    return subprocess.run([sys.executable, "-m", "mpl_tf.main", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+
+
+def image_folder(root):
+    for i, name in enumerate(("circle", "square", "stripes")):
+        write_images(os.path.join(root, "labeled", name), 40, 40 + 80 * i, size=(16, 16))
+    write_images(os.path.join(root, "unlabeled"), 20, 120, size=(16, 16))
+    return root
+
+
+@pytest.mark.parametrize("dataset", ["digits", "folder"])
+def test_short_mpl_run_writes_results(tmp_path, dataset):
+    if dataset == "folder":
+        dataset = f"folder:{image_folder(str(tmp_path / 'shapes'))}"
+    model_dir = tmp_path / "run"
+    done = run_main(f"--dataset={dataset}", f"--model_dir={model_dir}", *RUN)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((model_dir / "results.json").read_text())
+    assert results["dataset"] == dataset and results["train_steps"] == 200
+    assert 0.0 <= results["test_accuracy"] <= 1.0 and 0.0 <= results["val_accuracy"] <= 1.0
+    assert len(json.loads((model_dir / "labeled_indices.json").read_text())["indices"]) == 50
+    info = json.loads((model_dir / "dataset_info.json").read_text())
+    assert info["view"] in ("pad_crop", "flip_pad_crop") and len(info["pixel_mean"]) in (1, 3)
+
+
+@pytest.mark.parametrize("flag,message", [
+    ("--dataset=cifar11", "--dataset=cifar11 is not valid; valid values: two_moons, digits"),
+    ("--label_fraction=1.5", "--label_fraction=1.5 must be in (0, 1]"),
+    ("--num_labeled=5000", "--num_labeled=5000 is larger than the training set"),
+])
+def test_bad_data_flags_fail_in_one_line(tmp_path, flag, message):
+    done = run_main("--dataset=digits", f"--model_dir={tmp_path / 'run'}", flag)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and message in lines[0], done.stderr
+    assert not (tmp_path / "run").exists()

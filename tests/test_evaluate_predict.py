@@ -1,0 +1,155 @@
+"""Evaluation of a run or a SavedModel (top-1/top-5 as JSON) and batch prediction of an image
+folder to CSV, on hand-made finished runs; bad input fails in one line with exit status 2."""
+
+import csv
+import json
+import os
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from export_testing import make_run
+
+from mpl_tf import evaluate
+from mpl_tf import export
+from mpl_tf import predict
+from mpl_tf.data import sources
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory):
+    """An exported 10-class MLP on 8x8 RGB images, and val/test arrays for it."""
+    model_dir = str(tmp_path_factory.mktemp("image_run"))
+    network = make_run(model_dir, num_classes=10)
+    export.export_run(model_dir)
+    rng = np.random.default_rng(0)
+    data = types.SimpleNamespace(
+        num_classes=10, val_images=rng.uniform(0, 255, (30, 8, 8, 3)).astype(np.float32),
+        val_labels=rng.integers(0, 10, 30), test_images=rng.uniform(0, 255, (50, 8, 8, 3)).astype(
+            np.float32), test_labels=rng.integers(0, 10, 50))
+    return model_dir, network, data
+
+
+def expected_accuracies(network, images, labels):
+    ranked = np.argsort(-network(images, training=False).numpy(), axis=-1)
+    return (float(np.mean(ranked[:, 0] == labels)),
+            float(np.mean((ranked[:, :5] == labels[:, None]).any(-1))))
+
+
+def test_accuracies_count_top1_and_top5():
+    probabilities = np.array([[0.5, 0.2, 0.1, 0.1, 0.05, 0.05],
+                              [0.1, 0.2, 0.3, 0.15, 0.15, 0.1],
+                              [0.1, 0.2, 0.3, 0.15, 0.15, 0.1]])
+    report = evaluate.accuracies(lambda x: probabilities[x[:, 0]], np.arange(3)[:, None],
+                                 np.array([0, 0, 5]), batch_size=2)
+    assert report == {"top1_accuracy": 1 / 3, "top5_accuracy": 2 / 3, "num_examples": 3}
+
+
+def test_run_dir_and_its_saved_model_score_the_same(image_run, monkeypatch, capsys, tmp_path):
+    model_dir, network, data = image_run
+    monkeypatch.setattr(sources, "load", lambda config: data)
+    output = tmp_path / "eval.json"
+    assert evaluate.main(["evaluate", f"--model_dir={model_dir}", "--split=val",
+                          f"--output={output}"]) == 0
+    from_run = json.loads(output.read_text())
+    assert json.loads(capsys.readouterr().out) == from_run
+    top1, top5 = expected_accuracies(network, data.val_images, data.val_labels)
+    assert from_run["top1_accuracy"] == pytest.approx(top1)
+    assert from_run["top5_accuracy"] == pytest.approx(top5)
+    assert from_run["num_examples"] == 30 and from_run["split"] == "val"
+    assert evaluate.main(["evaluate", f"--saved_model={model_dir}/export/saved_model",
+                          "--dataset=toy", "--split=val"]) == 0
+    from_saved_model = json.loads(capsys.readouterr().out)
+    for key in ("top1_accuracy", "top5_accuracy", "num_examples", "top_k"):
+        assert from_saved_model[key] == from_run[key]
+
+
+def test_a_two_moons_run_is_evaluated_on_its_own_data(tmp_path, capsys):
+    network = make_run(tmp_path, input_shape=(2,), num_classes=2, dataset="two_moons")
+    assert evaluate.main(["evaluate", f"--model_dir={tmp_path}"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    data = sources.two_moons(num_labeled=40, split_seed=7)
+    top1, _ = expected_accuracies(network, data.test_images, data.test_labels)
+    assert report["top1_accuracy"] == pytest.approx(top1)
+    assert report["top5_accuracy"] == 1.0 and report["top_k"] == 2
+    assert report["num_examples"] == 2000 and report["dataset"] == "two_moons"
+
+
+@pytest.mark.parametrize("args,message", [
+    ([], "pass exactly one of --model_dir"),
+    (["--model_dir=RUN", "--saved_model=RUN/export/saved_model"], "pass exactly one of"),
+    (["--model_dir=/no/such/run"], "holds no finished run"),
+    (["--saved_model=RUN"], "is not a SavedModel directory"),
+    (["--saved_model=RUN/export/hub/classification"], "has no serve_float function"),
+    (["--model_dir=RUN", "--split=train"], "--split"),
+    (["--saved_model=RUN/export/saved_model", "--dataset=two_moons"],
+     "cannot take inputs of shape (2,)"),
+])
+def test_bad_evaluations_fail_in_one_line(image_run, capsys, args, message):
+    model_dir = image_run[0]
+    argv = ["evaluate"] + [a.replace("RUN", model_dir) for a in args]
+    assert evaluate.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+
+
+def write_images(folder, count, seed=0):
+    """PNG files (one in a subfolder, one JPEG) of various sizes; returns their relative paths
+    and the uint8 arrays."""
+    rng = np.random.default_rng(seed)
+    names, arrays = [], []
+    for i in range(count):
+        name = f"sub/image_{i}.jpg" if i == count - 1 else f"image_{i}.png"
+        array = rng.integers(0, 256, (8 + 2 * i, 10 + i, 3)).astype(np.uint8)
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        encode = tf.io.encode_jpeg if name.endswith(".jpg") else tf.io.encode_png
+        path.write_bytes(encode(array).numpy())
+        names.append(name)
+        arrays.append(array)
+    return names, arrays
+
+
+def test_predict_writes_a_csv_of_file_class_probability(image_run, tmp_path, capsys):
+    model_dir = image_run[0]
+    names, _ = write_images(tmp_path / "images", 5)
+    output = tmp_path / "preds.csv"
+    assert predict.main(["predict", f"--saved_model={model_dir}/export/saved_model",
+                         f"--images={tmp_path / 'images'}", f"--output={output}",
+                         "--batch_size=2"]) == 0
+    with open(output) as f:
+        rows = list(csv.DictReader(f))
+    assert [row["file"] for row in rows] == sorted(names)
+    module = tf.saved_model.load(os.path.join(model_dir, "export", "saved_model"))
+    for row in rows:
+        content = (tmp_path / "images" / row["file"]).read_bytes()
+        outputs = module.signatures["serve_image_bytes"](image_bytes=tf.constant([content]))
+        assert row["class"] == outputs["top_k_class_names"][0, 0].numpy().decode()
+        assert float(row["probability"]) == pytest.approx(
+            float(outputs["top_k_probabilities"][0, 0]), abs=1e-6)
+    assert "5 predictions written" in capsys.readouterr().out
+
+
+def test_predict_names_an_unreadable_image(image_run, tmp_path, capsys):
+    model_dir = image_run[0]
+    write_images(tmp_path / "images", 3)
+    (tmp_path / "images" / "broken.png").write_bytes(b"not a png")
+    assert predict.main(["predict", f"--saved_model={model_dir}/export/saved_model",
+                         f"--images={tmp_path / 'images'}",
+                         f"--output={tmp_path / 'preds.csv'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "broken.png is not a readable image" in err
+    assert not (tmp_path / "preds.csv").exists()
+
+
+def test_predict_refuses_an_empty_folder_and_a_non_image_model(image_run, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert predict.main(["predict", f"--saved_model={image_run[0]}/export/saved_model",
+                         f"--images={tmp_path / 'empty'}"]) == 2
+    assert "holds no .jpg/.jpeg/.png files" in capsys.readouterr().err
+    make_run(tmp_path / "moons", input_shape=(2,), num_classes=2, dataset="two_moons")
+    export.export_run(str(tmp_path / "moons"))
+    assert predict.main(["predict", f"--saved_model={tmp_path}/moons/export/saved_model",
+                         f"--images={tmp_path / 'empty'}"]) == 2
+    assert "has no serve_image_bytes signature" in capsys.readouterr().err
