@@ -17,6 +17,7 @@ import sys
 import numpy as np
 from absl import flags
 
+from mpl_tf import cli
 from mpl_tf import config as config_lib
 from mpl_tf import export
 from mpl_tf import run_dir
@@ -60,7 +61,7 @@ def saved_model_probabilities(path):
 
     def probabilities(images):
         try:
-            with export.stderr_silenced():  # TensorFlow's runtime also logs the error there
+            with cli.stderr_silenced():  # TensorFlow's runtime also logs the error there
                 outputs = module.serve_float(tf.constant(images, tf.float32))
             return outputs["probabilities"].numpy()
         except tf.errors.InvalidArgumentError as e:

@@ -21,7 +21,6 @@ Everything is written to a temporary directory first and renamed into place, so 
 leaves either the old export or none, never half of one.
 """
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -32,19 +31,7 @@ import tempfile
 from absl import flags
 
 
-@contextlib.contextmanager
-def stderr_silenced():
-    """Sends file descriptor 2 to /dev/null: TensorFlow's C++ start-up notices are written
-    there before any log setting applies, and a command's error must be its only line."""
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
+from mpl_tf.cli import stderr_silenced
 
 with stderr_silenced():
     import keras

@@ -9,6 +9,7 @@ import sys
 
 from absl import flags
 
+from mpl_tf import cli
 from mpl_tf import config as config_lib
 from mpl_tf import run_dir
 
@@ -19,19 +20,13 @@ def _start_tensorflow(config):
     """Imports TensorFlow and creates the strategy (before any other TensorFlow work, as
     multi-worker collectives require). TensorFlow's C++ start-up notices reach stderr before
     any log setting applies; they are silenced so an error is still the only line on stderr."""
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
+    with cli.stderr_silenced():
         from mpl_tf import distribute
 
         strategy = distribute.strategy(config.strategy, config.tpu)
         distribute.check_batch_sizes(strategy, config.labeled_batch_size,
                                      config.global_unlabeled_batch_size)
         return strategy
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def _config_from_flags():

@@ -16,6 +16,7 @@ import tempfile
 
 from absl import flags
 
+from mpl_tf import cli
 from mpl_tf import export
 from mpl_tf.config import ConfigError
 from mpl_tf.export import tf  # TensorFlow, imported quietly by export
@@ -61,7 +62,7 @@ def _classify(signature, folder, batch):
     """The signature's outputs for `batch`; a file that does not decode is named in a
     ConfigError (found by trying the batch's files one at a time)."""
     contents = [_read(os.path.join(folder, name)) for name in batch]
-    with export.stderr_silenced():  # TensorFlow's runtime also logs the error there
+    with cli.stderr_silenced():  # TensorFlow's runtime also logs the error there
         try:
             return signature(image_bytes=tf.constant(contents))
         except tf.errors.InvalidArgumentError:

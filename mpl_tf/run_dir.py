@@ -1,7 +1,8 @@
 """The run directory, a contract users' scripts rely on: config.json, labeled_indices.json,
 dataset_info.json (classes, input shape, pixel statistics), logs/{train,finetune} (TensorBoard),
 {train,finetune}_log.csv, model/serving.weights.h5 (the network that is evaluated and served),
-results.json (written last, atomically, only when the run completes) and figures."""
+results.json (written last, atomically, only when the run completes), export/ (SavedModel and
+TF Hub modules, see export.py) and figures."""
 
 import json
 import os
@@ -39,7 +40,7 @@ def prepare(config, overwrite=False):
         os.makedirs(path, exist_ok=True)
         if overwrite:
             for stale in ("results.json", "checkpoints", "logs", "train_log.csv",
-                          "finetune_log.csv"):
+                          "finetune_log.csv", "export"):
                 _remove(os.path.join(path, stale))
         write_json(saved_config, json.loads(config.to_json()))
     except OSError as e:

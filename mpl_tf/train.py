@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from mpl_tf import checkpoints
 from mpl_tf import distribute
+from mpl_tf import export
 from mpl_tf import loop
 from mpl_tf import models
 from mpl_tf import optim
@@ -163,13 +164,10 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
 def accuracy(network, data, split, batch_size):
     """Top-1 accuracy in [0, 1] of `network` (inference mode) on `split` ("val" or "test")."""
-    predict = tf.function(lambda images: tf.argmax(network(images, training=False), axis=-1,
-                                                   output_type=tf.int32),
-                          reduce_retracing=True)
     correct = total = 0
     for images, labels in pipeline.eval_dataset(data, split, batch_size):
-        correct += int(tf.reduce_sum(tf.cast(predict(images) == tf.cast(labels, tf.int32),
-                                             tf.int32)))
+        predictions = tf.argmax(network(images, training=False), axis=-1, output_type=tf.int32)
+        correct += int(tf.reduce_sum(tf.cast(predictions == tf.cast(labels, tf.int32), tf.int32)))
         total += int(labels.shape[0])
     return correct / total
 
@@ -229,6 +227,7 @@ def run(config, data, strategy=None):
     run_dir.save_serving_weights(config.model_dir, served)
     results["wall_seconds"] = round(time.time() - start, 2)
     run_dir.write_json(os.path.join(config.model_dir, "results.json"), results)
+    export.export_run(config.model_dir, overwrite=True)  # the card reads results.json
     return results
 
 
@@ -248,6 +247,7 @@ def finetune_run(config, data, strategy=None):
     run_dir.save_serving_weights(config.model_dir, served)
     results["wall_seconds"] = round(results.get("wall_seconds", 0) + time.time() - start, 2)
     run_dir.write_json(os.path.join(config.model_dir, "results.json"), results)
+    export.export_run(config.model_dir, overwrite=True)  # the card reads results.json
     return results
 
 
