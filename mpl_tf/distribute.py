@@ -89,6 +89,15 @@ def is_chief(a_strategy):
                                                and resolver.task_id == 0)
 
 
+def check_jit(a_strategy, jit_compile):
+    """XLA compiles the step on one device (TPUs always compile); the replicated step's
+    cross-replica updates do not compile."""
+    if (jit_compile and a_strategy.num_replicas_in_sync > 1
+            and not isinstance(a_strategy, tf.distribute.TPUStrategy)):
+        raise ConfigError(f"--jit_compile works on one device; this strategy has "
+                          f"{a_strategy.num_replicas_in_sync} replicas")
+
+
 def check_batch_sizes(a_strategy, labeled, unlabeled):
     """Global batches must split evenly over replicas (equal per-replica batches)."""
     replicas = a_strategy.num_replicas_in_sync

@@ -11,17 +11,18 @@ import tensorflow as tf
 
 
 def fit(model, strategy, dataset, *, epochs, steps_per_epoch, initial_epoch=0,
-        steps_per_execution=1, callbacks=(), verbose=2):
+        steps_per_execution=1, jit_compile=False, callbacks=(), verbose=2):
     """Runs `epochs - initial_epoch` epochs of `steps_per_epoch` steps; returns the History.
 
     `dataset` yields global batches (it is split over replicas) or is already distributed.
     `steps_per_execution` steps run per tf.function call: in a tf.while_loop on one replica,
     unrolled with several (merge_call inside a while loop fails under MirroredStrategy).
+    `jit_compile` compiles the step function with XLA.
     """
     if not isinstance(dataset, tf.distribute.DistributedDataset):
         dataset = strategy.experimental_distribute_dataset(dataset)
     iterator = iter(dataset)
-    run_steps = _step_function(model, strategy, steps_per_execution)
+    run_steps = _step_function(model, strategy, steps_per_execution, jit_compile)
     callback_list = keras.callbacks.CallbackList(
         list(callbacks), add_history=True, add_progbar=verbose != 0, model=model,
         verbose=verbose, epochs=epochs, steps=steps_per_epoch)
@@ -44,9 +45,11 @@ def fit(model, strategy, dataset, *, epochs, steps_per_epoch, initial_epoch=0,
     return model.history
 
 
-def _step_function(model, strategy, steps_per_execution):
+def _step_function(model, strategy, steps_per_execution, jit_compile):
+    compiled = tf.function(model.train_step, jit_compile=True) if jit_compile else model.train_step
+
     def one_step(iterator):
-        return strategy.run(model.train_step, args=(next(iterator),))
+        return strategy.run(compiled, args=(next(iterator),))
 
     if steps_per_execution == 1:
         return tf.function(one_step)

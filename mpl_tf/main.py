@@ -26,6 +26,7 @@ def _start_tensorflow(config):
         strategy = distribute.strategy(config.strategy, config.tpu)
         distribute.check_batch_sizes(strategy, config.labeled_batch_size,
                                      config.global_unlabeled_batch_size)
+        distribute.check_jit(strategy, config.jit_compile)
         return strategy
 
 

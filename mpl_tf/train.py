@@ -104,6 +104,7 @@ def fit(config, data, strategy, method=None, log_dir=None, initial_weights=None,
                        epochs=config.train_steps // steps_per_epoch,
                        steps_per_epoch=steps_per_epoch, callbacks=callbacks,
                        steps_per_execution=config.steps_per_execution,
+                       jit_compile=config.jit_compile,
                        verbose=1 if sys.stdout.isatty() else 2)
     if diverged.stopped_at is not None:
         raise TrainingError(f"stopped at step {diverged.stopped_at}: "

@@ -1,0 +1,57 @@
+"""Bad distribution and run-directory input fails before training, in one line."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mpl_tf import distribute
+from mpl_tf.config import ConfigError
+from mpl_testing import two_cpu_mirrored_strategy
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_main(tmp_path, *args, env=None):
+    return subprocess.run([sys.executable, "-m", "mpl_tf.main", "--flagfile=flags/two_moons.cfg",
+                           f"--model_dir={tmp_path / 'run'}", *args], cwd=REPO, text=True,
+                          capture_output=True, env={**os.environ, **(env or {})}, timeout=300)
+
+
+@pytest.mark.parametrize("args,env,message", [
+    (["--strategy=tpu"], None, "--strategy=tpu needs --tpu=ADDRESS"),
+    (["--strategy=multi_worker"], {"TF_CONFIG": ""}, "--strategy=multi_worker needs TF_CONFIG"),
+    (["--strategy=auto"], {"TF_CONFIG": "{not json"}, "TF_CONFIG is malformed"),
+    (["--strategy=multi_worker"], {"TF_CONFIG": json.dumps(
+        {"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}})},
+     "does not name one of the 1 workers"),
+    (["--jit_compile"], None, "--jit_compile cannot compile --label_type=sampled"),
+])
+def test_bad_strategy_input_fails_in_one_line(tmp_path, args, env, message):
+    done = run_main(tmp_path, *args, env=env)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_unwritable_model_dir_fails_in_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    done = subprocess.run([sys.executable, "-m", "mpl_tf.main", "--flagfile=flags/two_moons.cfg",
+                           f"--model_dir={blocker / 'run'}"], cwd=REPO, text=True,
+                          capture_output=True)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: --model_dir={blocker / 'run'} is not writable: Not a directory"]
+
+
+def test_global_batches_must_split_evenly_over_replicas():
+    strategy = two_cpu_mirrored_strategy()
+    distribute.check_batch_sizes(strategy, 12, 64)
+    with pytest.raises(ConfigError, match="--labeled_batch_size=13 is not divisible by the 2"):
+        distribute.check_batch_sizes(strategy, 13, 64)
+    with pytest.raises(ConfigError, match="--jit_compile works on one device"):
+        distribute.check_jit(strategy, True)
