@@ -1,0 +1,69 @@
+"""The paper's recipes parse, validate and (CIFAR-10-4K) run end to end on TFDS mock data:
+WRN-28-2, UDA teacher, EMA student, schedules, finetuning, export."""
+
+import json
+import os
+
+import pytest
+import tensorflow_datasets as tfds
+from absl import flags
+
+from mpl_tf import run_dir, train
+from mpl_tf.config import Config
+from mpl_tf.data import sources
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def recipe(name, *overrides):
+    """Config of flags/NAME.cfg with command-line overrides, parsed as main parses it."""
+    cwd = os.getcwd()
+    os.chdir(REPO)  # nested flagfiles are named relative to the repository
+    try:
+        flags.FLAGS.unparse_flags()
+        flags.FLAGS(["recipe", f"--flagfile=flags/{name}.cfg", *overrides])
+        return Config.from_flags().validate()
+    finally:
+        flags.FLAGS.unparse_flags()
+        os.chdir(cwd)
+
+
+@pytest.mark.parametrize("name,model,steps", [
+    ("cifar10_4000", "wrn-28-2", 300000), ("cifar10_4000_50k", "wrn-28-2", 50000),
+    ("svhn_1000", "wrn-28-2", 300000), ("imagenet_10pct", "resnet-50", 700000),
+    ("digits", "cnn", 2000), ("two_moons", "mlp", 30000), ("two_moons_6", "mlp", 30000)])
+def test_every_recipe_parses_and_validates(name, model, steps):
+    config = recipe(name)
+    assert config.model == model and config.train_steps == steps
+
+
+def test_cifar10_4000_recipe_matches_the_released_settings():
+    config = recipe("cifar10_4000")
+    assert (config.labeled_batch_size, config.global_unlabeled_batch_size) == (128, 896)
+    assert config.teacher_lr == config.student_lr == 0.05  # 0.1 per 256 examples, at 128
+    assert (config.student_wait_steps, config.student_warmup_steps) == (3000, 5000)
+    assert (config.uda_weight, config.uda_temperature, config.uda_threshold) == (8, 0.7, 0.6)
+    assert (config.label_smoothing, config.ema_decay, config.weight_decay) == (0.15, 0.995, 5e-4)
+    assert (config.finetune_steps, config.finetune_lr, config.finetune_batch_size) == (
+        1000, 1e-5, 512)
+
+
+def test_cifar10_4000_smoke_run_on_mock_data(tmp_path):
+    config = recipe("cifar10_4000", f"--model_dir={tmp_path / 'run'}",
+                    f"--data_dir={tmp_path / 'tfds'}", "--train_steps=2", "--log_every=1",
+                    "--num_labeled=20", "--num_val=20", "--labeled_batch_size=4",
+                    "--uda_ratio=2", "--teacher_warmup_steps=1", "--student_warmup_steps=1",
+                    "--student_wait_steps=1", "--uda_ramp_steps=2", "--finetune_steps=1",
+                    "--finetune_batch_size=4", "--eval_batch_size=50")
+    with tfds.testing.mock_data(num_examples=100):
+        data = sources.load(config)
+        run_dir.prepare(config)
+        results = train.run(config, data)
+    assert results["train_steps"] == 2 and results["finetune_steps"] == 1
+    for key in ("test_accuracy", "test_accuracy_before_finetune", "teacher_test_accuracy"):
+        assert 0.0 <= results[key] <= 1.0
+    logs = results["train_logs_mean"]
+    assert logs["student_lr"] > 0 and logs["uda_mask_ratio"] >= 0
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["model"] == "wrn-28-2" and saved["ema_decay"] == 0.995
+    assert (tmp_path / "run" / "export" / "saved_model" / "saved_model.pb").exists()
