@@ -14,6 +14,18 @@ from absl import flags
 from mpl_tf import config as config_lib
 from mpl_tf import run_dir
 
+# The rows every table has: the two controls, then MPL with the feedback off and with each
+# estimator (exact needs soft labels and has no baseline to subtract).
+METHOD_VARIANTS = (
+    ("supervised", dict(method="supervised")),
+    ("UDA (teacher objective alone)", dict(method="uda")),
+    ("MPL, feedback off (student distils the UDA teacher)", dict(feedback="none")),
+    ("MPL, taylor feedback (recipe)", dict()),
+    ("MPL, dot feedback", dict(feedback="dot")),
+    ("MPL, exact feedback (soft labels)", dict(feedback="exact", label_type="soft",
+                                                feedback_baseline_decay=0.0)),
+)
+
 flags.DEFINE_string("seeds", "0 1 2", "Seeds, space separated.")
 flags.DEFINE_string("out", None, "Output path without extension (.json, .md are written).")
 flags.DEFINE_string("runs_dir", None, "Where the runs' model dirs go.")

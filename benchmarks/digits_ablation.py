@@ -16,16 +16,7 @@ from absl import flags
 from benchmarks import ablation
 
 RECIPE = "flags/digits.cfg"
-BASELINE_FREE = dict(feedback_baseline_decay=0.0)
-VARIANTS = (
-    ("supervised", dict(method="supervised")),
-    ("UDA (teacher objective alone)", dict(method="uda")),
-    ("MPL, feedback off (student distils the UDA teacher)", dict(feedback="none")),
-    ("MPL, taylor feedback (recipe)", dict()),
-    ("MPL, dot feedback", dict(feedback="dot")),
-    ("MPL, exact feedback (soft labels)", dict(feedback="exact", label_type="soft",
-                                                **BASELINE_FREE)),
-)
+VARIANTS = ablation.METHOD_VARIANTS
 PAIRS = (("MPL, taylor feedback (recipe)", "UDA (teacher objective alone)"),
          ("MPL, taylor feedback (recipe)", "MPL, feedback off (student distils the UDA teacher)"),
          ("MPL, exact feedback (soft labels)", "MPL, feedback off (student distils the UDA "

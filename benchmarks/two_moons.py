@@ -19,14 +19,7 @@ RECIPE = "flags/two_moons.cfg"
 
 # (name, flag overrides): each a change from the recipe (MPL, sampled labels, taylor, baseline
 # 0.99, UDA teacher, 12 labels).
-VARIANTS = (
-    ("supervised", dict(method="supervised")),
-    ("UDA (teacher objective alone)", dict(method="uda")),
-    ("MPL, feedback off (student distils the UDA teacher)", dict(feedback="none")),
-    ("MPL, taylor feedback (recipe)", dict()),
-    ("MPL, dot feedback", dict(feedback="dot")),
-    ("MPL, exact feedback (soft labels)", dict(feedback="exact", label_type="soft",
-                                                feedback_baseline_decay=0.0)),
+VARIANTS = ablation.METHOD_VARIANTS + (
     ("MPL, taylor feedback, no UDA", dict(uda_weight=0.0)),
     ("supervised, 6 labels", dict(method="supervised", num_labeled=6)),
     ("MPL, taylor feedback, 6 labels", dict(num_labeled=6)),

@@ -67,3 +67,15 @@ def test_cifar10_4000_smoke_run_on_mock_data(tmp_path):
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["model"] == "wrn-28-2" and saved["ema_decay"] == 0.995
     assert (tmp_path / "run" / "export" / "saved_model" / "saved_model.pb").exists()
+
+
+def test_config_defaults_are_the_flag_defaults():
+    """Config repeats each flag's default as a dataclass field: they must not drift apart."""
+    import dataclasses
+
+    for field in dataclasses.fields(Config):
+        default = flags.FLAGS[field.name].default
+        if field.name == "mlp_hidden":
+            default = tuple(int(w) for w in default)
+        assert field.default == (default or "" if field.name == "model_dir" else default), \
+            field.name
