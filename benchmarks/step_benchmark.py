@@ -61,7 +61,7 @@ def main(argv):
     keras.utils.set_random_seed(0)
     started = time.time()
     load_before = os.getloadavg()
-    matmul_before = matmul_gflops(cfg.repeats)
+    matmul_before = matmul_alone(cfg.repeats)
     mpl_data, supervised_data = batches()
     models = {name: build_model(config, IMAGE_SHAPE, NUM_CLASSES, pixel_mean=CIFAR_MEAN,
                                 pixel_std=CIFAR_STD)
@@ -73,12 +73,13 @@ def main(argv):
     profiled = {name: profiler_flops(*steps[name]) for name in ("mpl", "supervised")}
     runs = {jit: measure(steps, jit == "on", cfg) for jit in cfg.jit}
     breakdown = mpl_breakdown(models["mpl"], mpl_data, flops["mpl"], cfg)
-    matmul_after = matmul_gflops(cfg.repeats)
-    matmul = max(matmul_before, matmul_after)
+    matmul_after = matmul_alone(cfg.repeats)
+    matmul = max(matmul_before, matmul_after, *(run["matmul_gflops_per_second_same_rounds"]
+                                                for run in runs.values()))
     for run in runs.values():
         summarize(run, flops, matmul)
     results = {
-        "command": "python -m benchmarks.step_benchmark " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python -m benchmarks.step_benchmark", *sys.argv[1:]]),
         "machine": machine(), "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "mpl_config": {k: getattr(MPL_CONFIG, k) for k in (
@@ -131,14 +132,20 @@ def machine():
             "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
-def matmul_gflops(repeats):
-    """Median fp32 GFLOP/s of an n x n matmul (2 n^3 FLOPs): the rate the steps are held to."""
+def matmul_call():
+    """(function, args) of an n x n fp32 matmul, 2 n^3 FLOPs: the rate the steps are held to."""
     a = tf.random.normal((MATMUL_SIZE, MATMUL_SIZE), seed=1)
     b = tf.random.normal((MATMUL_SIZE, MATMUL_SIZE), seed=2)
-    matmul = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
-    _wait(matmul())
-    times = interleaved({"matmul": (matmul, ())}, warmup=2, repeats=max(repeats, 5))
-    return round(2 * MATMUL_SIZE ** 3 / statistics.median(times["matmul"]) / 1e9, 1)
+    return tf.function(lambda: tf.reduce_sum(tf.matmul(a, b))), ()
+
+
+def matmul_gflops(seconds):
+    return round(2 * MATMUL_SIZE ** 3 / statistics.median(seconds) / 1e9, 1)
+
+
+def matmul_alone(repeats):
+    """The matmul rate with nothing else of ours running."""
+    return matmul_gflops(interleaved({"matmul": matmul_call()}, 2, max(repeats, 5))["matmul"])
 
 
 # --- timing and memory -------------------------------------------------------------------------
@@ -198,9 +205,9 @@ def _mb(value):
 
 def measure(steps, jit_compile, cfg):
     """Per step: the first call (tracing, compiling) and peak memory over it and the warm-up,
-    one step at a time; then the interleaved timed rounds. A step that fails to compile records
-    its error instead."""
-    run, calls = {}, {}
+    one step at a time; then the interleaved timed rounds, with the matmul in every round so its
+    rate is measured under the same load. A step that fails to compile records its error."""
+    run, calls = {}, {"matmul": matmul_call()}
     for name, (train_step, data) in steps.items():
         step = tf.function(train_step, jit_compile=jit_compile)
         tf.config.experimental.reset_memory_stats("CPU:0")
@@ -220,7 +227,9 @@ def measure(steps, jit_compile, cfg):
             "tf_allocator_peak_mb": _mb(tf.config.experimental.get_memory_info("CPU:0")["peak"]),
             "process_rss_peak_mb": _mb(rss.peak), "process_rss_before_mb": _mb(rss.start)}
         calls[name] = (step, (data,))
-    for name, seconds in interleaved(calls, warmup=0, repeats=cfg.repeats).items():
+    times = interleaved(calls, warmup=1, repeats=cfg.repeats)
+    run["matmul_gflops_per_second_same_rounds"] = matmul_gflops(times.pop("matmul"))
+    for name, seconds in times.items():
         run[name].update(timing(seconds))
     return run
 
@@ -230,12 +239,16 @@ def rate(flops, seconds):
 
 
 def summarize(run, flops, matmul):
-    """Adds achieved GFLOP/s, efficiency and the MPL/supervised ratios to one jit setting."""
+    """Adds achieved GFLOP/s, efficiency (against the best matmul rate and against the matmul
+    in the same rounds) and the MPL/supervised ratios to one jit setting."""
     for name, result in run.items():
-        if "seconds" in result:
+        if isinstance(result, dict) and "seconds" in result:
             total = flops["supervised" if name == "supervised" else "mpl"]["total"]
-            result["gflops_per_second"] = rate(total, result["seconds"])
-            result["efficiency_vs_matmul"] = round(result["gflops_per_second"] / matmul, 3)
+            achieved = rate(total, result["seconds"])
+            result["gflops_per_second"] = achieved
+            result["efficiency_vs_matmul"] = round(achieved / matmul, 3)
+            result["efficiency_vs_matmul_same_rounds"] = round(
+                achieved / run["matmul_gflops_per_second_same_rounds"], 3)
     if "seconds" in run["mpl"] and "seconds" in run["supervised"]:
         run["time_ratio_mpl_over_supervised"] = round(
             run["mpl"]["seconds"] / run["supervised"]["seconds"], 3)
@@ -401,7 +414,11 @@ def markdown(results):
         f"{results['repeats']} interleaved rounds after warm-up. FLOPs: convolutions + matmuls, "
         "forward and backward, counted from layer shapes.", "",
         f"fp32 matmul ({matmul['size']}^2): {matmul['before']} GFLOP/s before, "
-        f"{matmul['after']} after; efficiency uses {matmul['used']}.", "",
+        f"{matmul['after']} after, "
+        + ", ".join(f"{run['matmul_gflops_per_second_same_rounds']} in the jit-{jit} rounds"
+                    for jit, run in results["jit"].items())
+        + f". Efficiency: against the best ({matmul['used']}), and in brackets against the "
+        "matmul of the same rounds.", "",
         "| jit | step | s/step (min) | GFLOP/step | GFLOP/s | efficiency | first call s "
         "| TF peak MB | RSS peak MB |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -418,7 +435,8 @@ def markdown(results):
             lines.append(
                 f"| {jit} | {name} | {r['seconds']:.3f} ({r['min_seconds']:.3f}) | "
                 f"{total / 1e9:.1f} | {r['gflops_per_second']} | "
-                f"{r['efficiency_vs_matmul']:.1%} | {r['first_call_seconds']} | "
+                f"{r['efficiency_vs_matmul']:.1%} ({r['efficiency_vs_matmul_same_rounds']:.1%}) | "
+                f"{r['first_call_seconds']} | "
                 f"{r['tf_allocator_peak_mb']} | {r['process_rss_peak_mb']} |")
         if "time_ratio_mpl_over_supervised" in run:
             lines.append(f"| {jit} | mpl / supervised | time "

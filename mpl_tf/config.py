@@ -47,8 +47,8 @@ flags.DEFINE_integer("steps_per_execution", 1, "Steps run inside one tf.function
 flags.DEFINE_enum("strategy", "auto", STRATEGIES, "tf.distribute strategy (auto: TPU with "
                   "--tpu, multi_worker with a multi-worker TF_CONFIG, mirrored with several GPUs, "
                   "else default). Batch sizes are global, split evenly over replicas.")
-flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA (one device; "
-                  "--label_type=sampled does not compile: XLA lacks its sampling op).")
+flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA (one device or "
+                  "TPU; on CPU it was slower here, see benchmarks/results/step_benchmark.md).")
 flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu (name, grpc://host:port, local).")
 flags.DEFINE_integer("eval_batch_size", 256, "Batch size for evaluation.")
 flags.DEFINE_bool("select_on_val", False, "Evaluate on the validation split after every "
@@ -290,9 +290,6 @@ class Config:
                               f"non-negative multiple of --log_every={self.log_every}")
         if self.mode == "finetune" and not self.finetune_steps:
             raise ConfigError("--mode=finetune needs --finetune_steps > 0")
-        if self.jit_compile and self.method == "mpl" and self.label_type == "sampled":
-            raise ConfigError("--jit_compile cannot compile --label_type=sampled (XLA has no "
-                              "stateless categorical sampling); use argmax or soft labels")
         if self.method == "mpl":
             self._validate_feedback()
         return self

@@ -14,7 +14,9 @@ def targets(teacher_logits, label_type, seed):
         labels = tf.argmax(teacher_logits, axis=-1)
     elif label_type == "sampled":
         sample_logits = tf.cast(teacher_logits, tf.float32)
-        labels = tf.random.stateless_categorical(sample_logits, 1, seed=seed)[:, 0]
+        # int32 seeds: XLA's kernel takes no other (without XLA both draw the same labels).
+        labels = tf.random.stateless_categorical(sample_logits, 1,
+                                                 seed=tf.cast(seed, tf.int32))[:, 0]
     else:
         raise ValueError(f"unknown label_type {label_type!r}")
     return tf.one_hot(labels, num_classes, dtype=teacher_logits.dtype)
