@@ -1,11 +1,13 @@
-"""The run directory, a contract users' scripts rely on: config.json, labeled_indices.json,
-dataset_info.json (classes, input shape, pixel statistics), logs/{train,finetune} (TensorBoard),
-{train,finetune}_log.csv, model/serving.weights.h5 (the network that is evaluated and served),
-results.json (written last, atomically, only when the run completes), export/ (SavedModel and
-TF Hub modules, see export.py) and figures."""
+"""The run directory, a contract users' scripts rely on: config.json, versions.json (Python and
+package versions), labeled_indices.json, dataset_info.json (classes, input shape, pixel
+statistics), logs/{train,finetune} (TensorBoard), {train,finetune}_log.csv,
+checkpoints/{train,finetune}, model/serving.weights.h5 (the network that is evaluated and
+served), results.json (written last, atomically, only when the run completes), export/
+(SavedModel and TF Hub modules, see export.py) and figures."""
 
 import json
 import os
+import platform
 import shutil
 import tempfile
 
@@ -43,6 +45,7 @@ def prepare(config, overwrite=False):
                           "finetune_log.csv", "export"):
                 _remove(os.path.join(path, stale))
         write_json(saved_config, json.loads(config.to_json()))
+        write_json(os.path.join(path, "versions.json"), versions())
     except OSError as e:
         raise ConfigError(f"--model_dir={path} is not writable: {e.strerror}") from None
 
@@ -66,6 +69,22 @@ def _remove(path):
         shutil.rmtree(path)
     elif os.path.exists(path):
         os.remove(path)
+
+
+def versions():
+    """Python, platform and package versions: what a rerun needs to match."""
+    from importlib import metadata
+
+    packages = ("tensorflow", "keras", "tensorflow-datasets", "numpy", "absl-py",
+                "scikit-learn")
+    found = {}
+    for name in packages:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return {"python": platform.python_version(), "platform": platform.platform(),
+            "packages": found}
 
 
 def read_json(path):

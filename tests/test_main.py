@@ -31,6 +31,8 @@ def test_two_moons_run_writes_the_run_dir_contract(tmp_path):
     assert results["test_accuracy"] > 0.6
     config = json.loads((model_dir / "config.json").read_text())
     assert config["feedback"] == "taylor" and config["num_labeled"] == 12
+    versions = json.loads((model_dir / "versions.json").read_text())
+    assert versions["packages"]["tensorflow"] == "2.21.0"
     labeled = json.loads((model_dir / "labeled_indices.json").read_text())
     assert len(labeled["indices"]) == 12
     assert (model_dir / "decision_boundary.png").stat().st_size > 10_000
