@@ -29,10 +29,6 @@ class _SingleNetwork(ClassifierTrainer):
     def trained_network(self):
         return self.network
 
-    @property
-    def global_step(self):
-        return self.network_optimizer.iterations
-
     def train_step(self, data):
         variables = self.network.trainable_variables
         step = self.network_optimizer.iterations.read_value()

@@ -47,7 +47,7 @@ class SaveEvery(keras.callbacks.Callback):
         self.last_step = last_step
 
     def on_epoch_end(self, epoch, logs=None):
-        step = int(self.model.global_step.numpy())
+        step = int(self.model.steps_run.numpy())
         if step % self.every == 0 or step >= self.last_step:
             self.checkpoint_manager.save(checkpoint_number=step)
 

@@ -58,10 +58,6 @@ class MetaPseudoLabels(ClassifierTrainer):
     def trained_network(self):
         return self.student
 
-    @property
-    def global_step(self):
-        return self.teacher_optimizer.iterations
-
     def train_step(self, data):
         (x_l, y_l), (x_uw, x_us, y_u) = data
         cfg = self.config
@@ -71,6 +67,8 @@ class MetaPseudoLabels(ClassifierTrainer):
         n_l, n_u = tf.shape(x_l)[0], tf.shape(x_uw)[0]
         teacher_vars = self.teacher.trainable_variables
         student_vars = self.student.trainable_variables
+        step_state = self._step_state()
+        saved_state = snapshot(step_state)  # before any forward moves batch-norm statistics
 
         with tf.GradientTape() as teacher_tape:
             t_logits = self.teacher(tf.concat([x_l, x_uw, x_us], axis=0), training=True)
@@ -96,13 +94,16 @@ class MetaPseudoLabels(ClassifierTrainer):
             with teacher_tape.stop_recording():
                 global_pseudo_grads = replica_sum(pseudo_grads)
                 student_ok = all_finite(global_pseudo_grads)
-                student_state = self._student_state()
-                saved_state = snapshot(student_state)
+                # The labeled forwards only measure the student: they must not move its
+                # batch-norm statistics (the released step updates them once, on x_u).
+                statistics = self.student.non_trainable_weights
+                saved_statistics = snapshot(statistics)
                 old = self._labeled_loss(x_l, y_l)
                 student_lr = self.student_optimizer.apply(global_pseudo_grads, student_vars,
                                                           apply_if=student_ok)
                 with tf.GradientTape() as labeled_tape:
                     new = self._labeled_loss(x_l, y_l)
+                restore_unless(tf.constant(False), statistics, saved_statistics)
                 if cfg.feedback in ("dot", "exact"):
                     labeled_grads = replica_sum(labeled_tape.gradient(new, student_vars))
                 old, new = replica_sum([old, new])
@@ -128,7 +129,7 @@ class MetaPseudoLabels(ClassifierTrainer):
         teacher_grads = replica_sum(teacher_tape.gradient(teacher_loss, teacher_vars))
         ok = tf.logical_and(student_ok, all_finite([*teacher_grads, old, new, h]))
         teacher_lr = self.teacher_optimizer.apply(teacher_grads, teacher_vars, apply_if=ok)
-        restore_unless(ok, student_state, saved_state)
+        restore_unless(ok, step_state, saved_state)
         self.update_ema(step, apply_if=ok)
 
         teacher_loss, supervised, uda, student_loss, masked, correct, known = replica_sum([
@@ -145,11 +146,14 @@ class MetaPseudoLabels(ClassifierTrainer):
             "teacher_lr": teacher_lr, "student_lr": student_lr,
         }, weights={"pseudo_label_accuracy": known})
 
-    def _student_state(self):
-        """Everything a student step changes: weights (BN statistics too), momentum, its step
-        counter, the feedback baseline; restored together when the guard rejects a step."""
+    def _step_state(self):
+        """What a step changes before the guard's verdict: the student's weights (BN statistics
+        too), momentum and step counter, the feedback baseline, and the teacher's BN
+        statistics; restored together when the guard rejects the step (the teacher's and the
+        EMA's updates come after the verdict and are gated instead)."""
         return [*self.student.weights, *self.student_optimizer.velocities,
-                self.student_optimizer.iterations, self.feedback_baseline]
+                self.student_optimizer.iterations, self.feedback_baseline,
+                *self.teacher.non_trainable_weights]
 
     def _labeled_loss(self, x_l, y_l):
         """The student's unsmoothed labeled loss share, the quantity the feedback measures."""

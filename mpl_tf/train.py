@@ -92,7 +92,7 @@ def fit(config, data, strategy, method=None, log_dir=None, initial_weights=None,
     if log_dir:
         saver = checkpoints.manager(model, checkpoints.directory(log_dir, log_name))
         if checkpoints.restore_latest(saver):
-            start_step = int(model.global_step.numpy())
+            start_step = int(model.steps_run.numpy())
             print(f"Resuming {log_name} from step {start_step}", flush=True)
         csv_log = os.path.join(log_dir, f"{log_name}_log.csv")
         callbacks += [keras.callbacks.TensorBoard(os.path.join(log_dir, "logs", log_name)),
@@ -140,7 +140,7 @@ class SelectOnValidation(keras.callbacks.Callback):
             logs["val_accuracy"] = val_accuracy
         if val_accuracy > self.best_accuracy:
             self.best_accuracy = val_accuracy
-            self.best_step = int(self.model.global_step.numpy())
+            self.best_step = int(self.model.steps_run.numpy())
             self.best_weights = [w.numpy() for w in network.weights]
 
     def on_train_end(self, logs=None):
@@ -159,7 +159,7 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if logs and int(logs.get("nonfinite_in_a_row", 0)) >= self.limit:
-            self.stopped_at = int(self.model.global_step.numpy())
+            self.stopped_at = int(self.model.steps_run.numpy())
             self.model.stop_training = True
 
 

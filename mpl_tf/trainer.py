@@ -53,14 +53,14 @@ class ClassifierTrainer(keras.Model):
         self.nonfinite_steps = self.add_weight(
             shape=(), dtype="int64", initializer="zeros", trainable=False,
             name="nonfinite_steps", aggregation="only_first_replica")
+        # Steps run, applied or skipped by the guard: what batches, epochs and checkpoints count
+        # (the optimizers' counters, which drive the schedules, stop on a skipped step).
+        self.steps_run = self.add_weight(
+            shape=(), dtype="int64", initializer="zeros", trainable=False, name="steps_run",
+            aggregation="only_first_replica")
 
     @property
     def trained_network(self):
-        raise NotImplementedError
-
-    @property
-    def global_step(self):
-        """The variable counting training steps (the teacher's updates, for MPL)."""
         raise NotImplementedError
 
     @property
@@ -91,6 +91,7 @@ class ClassifierTrainer(keras.Model):
         """Counts the step as finite or not (`ok`) and updates the trackers with its
         already-global values; returns the training logs."""
         bad = tf.cast(tf.logical_not(ok), tf.int64)
+        self.steps_run.assign_add(1)
         self.nonfinite_in_a_row.assign((self.nonfinite_in_a_row + bad) * bad)
         self.nonfinite_steps.assign_add(bad)
         weights = weights or {}

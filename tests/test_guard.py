@@ -38,7 +38,8 @@ def test_a_nonfinite_step_is_rolled_back_and_counted(where):
         np.testing.assert_array_equal(a, b)
     logs = model.train_step(batch(config, seed=3))
     assert int(logs["nonfinite_in_a_row"]) == 0 and int(logs["nonfinite_steps"]) == 2
-    assert int(model.teacher_optimizer.iterations) == 2
+    assert int(model.teacher_optimizer.iterations) == 2  # the schedules skip rejected steps
+    assert int(model.steps_run) == 4  # batches and checkpoints do not
 
 
 def test_the_supervised_baseline_skips_a_nonfinite_step():
@@ -63,5 +64,24 @@ def test_fit_stops_after_too_many_nonfinite_steps_in_a_row():
                          train_steps=100, log_every=100, max_nonfinite_steps=5)
     data = sources.two_moons(12, split_seed=0)
     data = dataclasses.replace(data, labeled_images=np.full_like(data.labeled_images, np.nan))
-    with pytest.raises(TrainingError, match="stopped at step 0: 5 steps in a row"):
+    with pytest.raises(TrainingError, match="stopped at step 5: 5 steps in a row"):
         train.fit(config, data, distribute.strategy("default"))
+
+
+def test_a_rejected_step_restores_batch_norm_statistics_of_both_networks():
+    from mpl_tf.train import build_model
+
+    config = tiny_config(model="cnn", labeled_batch_size=2, unlabeled_batch_size=4)
+    model = build_model(config, (8, 8, 1), 3)
+    rng = np.random.default_rng(0)
+    images = lambda n: tf.constant(rng.uniform(0, 255, (n, 8, 8, 1)), tf.float32)  # noqa: E731
+    poisoned = tf.tensor_scatter_nd_update(images(2), [[0, 0, 0, 0]], [np.inf])
+    data = ((poisoned, tf.constant([0, 1], tf.int32)),
+            (images(4), images(4), tf.constant([-1] * 4, tf.int32)))
+    before = [v.numpy().copy() for v in model.teacher.non_trainable_weights
+              + model.student.non_trainable_weights]
+    logs = model.train_step(data)
+    assert int(logs["nonfinite_in_a_row"]) == 1
+    after = model.teacher.non_trainable_weights + model.student.non_trainable_weights
+    for a, v in zip(before, after):
+        np.testing.assert_array_equal(a, v.numpy())

@@ -124,3 +124,27 @@ def test_losses_are_shares_of_the_global_batch_mean():
     assert float(loss) == pytest.approx(expected, rel=1e-6)
     smoothed = losses.smooth(tf.constant([[1.0, 0.0, 0.0, 0.0]]), 0.2)
     np.testing.assert_allclose(smoothed.numpy(), [[0.85, 0.05, 0.05, 0.05]], rtol=1e-6)
+
+
+def _cnn_setup():
+    config = tiny_config(model="cnn", labeled_batch_size=2, unlabeled_batch_size=4)
+    rng = np.random.default_rng(0)
+    images = lambda n: tf.constant(rng.uniform(0, 255, (n, 8, 8, 1)), tf.float32)  # noqa: E731
+    data = ((images(2), tf.constant([0, 1], tf.int32)),
+            (images(4), images(4), tf.constant([-1] * 4, tf.int32)))
+    model = build_model(config, (8, 8, 1), NUM_CLASSES)
+    return config, data, model
+
+
+def test_student_batch_norm_statistics_move_once_per_step_on_the_unlabeled_batch():
+    """The labeled before/after forwards measure the student; they must not move its BN
+    statistics (as released, which updates them once, on the strong view)."""
+    config, data, model = _cnn_setup()
+    reference = build_model(config, (8, 8, 1), NUM_CLASSES)
+    reference.student(data[1][1], training=True)
+    model.train_step(data)
+    moving = [v for v in model.student.non_trainable_weights if "moving" in v.path]
+    expected = [v for v in reference.student.non_trainable_weights if "moving" in v.path]
+    assert moving
+    for got, want in zip(moving, expected):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5)
