@@ -14,7 +14,9 @@ import tensorflow as tf
 
 
 def manager(trainer, directory, max_to_keep=3):
-    checkpoint = tf.train.Checkpoint(trainer=trainer)
+    # Keras keeps layers' random-seed state (dropout) out of `weights`, so name it explicitly.
+    seed_states = [v for v in trainer.non_trainable_variables if "seed_generator" in v.path]
+    checkpoint = tf.train.Checkpoint(trainer=trainer, seed_states=seed_states)
     return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep,
                                       checkpoint_name="ckpt")
 

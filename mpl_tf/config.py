@@ -17,6 +17,7 @@ FEEDBACK_SIGNS = ("paper", "released")
 LR_SCHEDULES = ("constant", "cosine")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 MODES = ("train", "finetune")
+MODELS = ("mlp", "cnn", "wrn-28-2", "wrn-28-8", "resnet-50")
 
 
 class ConfigError(ValueError):
@@ -242,6 +243,7 @@ class Config:
         _one_of("feedback_sign", self.feedback_sign, FEEDBACK_SIGNS)
         _one_of("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _one_of("strategy", self.strategy, STRATEGIES)
+        _one_of("model", self.model, MODELS)
         for name in ("train_steps", "log_every", "steps_per_execution", "eval_batch_size",
                      "labeled_batch_size", "unlabeled_batch_size", "num_labeled",
                      "finetune_batch_size", "max_nonfinite_steps"):

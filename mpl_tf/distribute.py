@@ -83,10 +83,12 @@ def _tpu_strategy(address):
 def is_chief(a_strategy):
     """Whether this process writes the run directory (the only one, but under multi-worker)."""
     resolver = getattr(a_strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.cluster_spec().as_dict():
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    if not cluster:
         return True
-    return resolver.task_type == "chief" or (resolver.task_type == "worker"
-                                               and resolver.task_id == 0)
+    if "chief" in cluster:
+        return resolver.task_type == "chief"
+    return resolver.task_type == "worker" and resolver.task_id == 0
 
 
 def check_jit(a_strategy, jit_compile):

@@ -36,8 +36,8 @@ class ExponentialMovingAverage:
     def update(self, step, apply_if=True):
         """`average <- average - (1 - rate) (average - value)`, for every weight; returns rate.
 
-        Runs in a replica context: values are identical on every replica (they were just
-        updated from all-reduced gradients), so each device updates its own copy. With
+        Runs in a replica context; each device averages its own copy of the network (weights
+        are identical across replicas, batch-norm statistics are per replica). With
         `apply_if` False the average stays as it is (rate 1).
         """
         rate = decay_at(step, self.decay, self.start_step)

@@ -6,6 +6,8 @@ Three estimators (MPL_ALGORITHM.md sections 0 and 1):
 - dot:    h = lr_S * <grad CE_l(theta'), grad L_pseudo(theta)>, the paper's eq. (12);
 - exact:  no h; the teacher descends CE_l(theta'(phi)) itself, differentiating through the
           student's SGD step (second order; soft labels only).
+For dot and exact, lr_S is the student's step size on this step's gradient (times 1 + m with
+Nesterov momentum); weight decay and gradient clipping are left out of the derivative.
 For taylor and dot the teacher descends `h * CE(y_hat, T(x_u))`: positive h (the step helped)
 raises the teacher's probability of the label the student learnt from. The released code's sign
 is the opposite (`feedback_sign=released`), harmless there only because its term is inert.

@@ -53,8 +53,12 @@ def main(argv):
         strategy = _start_tensorflow(config)
         from mpl_tf.data import sources
 
+        from mpl_tf import distribute, models
+
         data = sources.load(config)
-        run_dir.prepare(config, overwrite=flags.FLAGS.overwrite)
+        models.check_input_shape(config.model, data.input_shape)
+        if distribute.is_chief(strategy):  # other workers write to a temporary directory
+            run_dir.prepare(config, overwrite=flags.FLAGS.overwrite)
     except (flags.Error, config_lib.ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -10,7 +10,8 @@ One step, in order (MPL_ALGORITHM.md section 1, with the paper's feedback):
 5. the student's EMA moves (after the step, as released; the order does not change the step).
 A step with any non-finite loss or gradient is rolled back whole (see ClassifierTrainer).
 Every loss is a per-replica share of the global-batch mean and every gradient is summed over
-replicas before use, so any replica count computes the same step.
+replicas before use, so the step does not depend on how the global batch is split, up to what is
+per replica by nature: batch-norm batch statistics, dropout masks and sampled labels.
 """
 
 import contextlib
@@ -108,8 +109,9 @@ class MetaPseudoLabels(ClassifierTrainer):
                     labeled_grads = replica_sum(labeled_tape.gradient(new, student_vars))
                 old, new = replica_sum([old, new])
                 h = feedback.taylor(old, new, cfg.feedback_sign)
+                step_size = student_lr * self.student_optimizer.gradient_coefficient
                 if cfg.feedback == "dot":
-                    h = feedback.dot(student_lr, labeled_grads, global_pseudo_grads,
+                    h = feedback.dot(step_size, labeled_grads, global_pseudo_grads,
                                      cfg.feedback_sign)
                 coefficient = tf.zeros_like(h)
                 if score_function:
@@ -120,7 +122,7 @@ class MetaPseudoLabels(ClassifierTrainer):
                 feedback_term = feedback.score_function_term(coefficient, targets, t_us,
                                                              cfg.global_unlabeled_batch_size)
             elif exact:
-                feedback_term = feedback.exact_term(student_lr, pseudo_grads, labeled_grads)
+                feedback_term = feedback.exact_term(step_size, pseudo_grads, labeled_grads)
             else:
                 feedback_term = tf.zeros_like(supervised)
             teacher_loss = (supervised + tf.cast(uda_weight, uda.dtype) * uda

@@ -76,6 +76,13 @@ class MomentumSGD(tf.Module):
         """The lr the next `apply` will use."""
         return self._lr_fn(self.iterations)
 
+    @property
+    def gradient_coefficient(self):
+        """How much of this step's gradient the update moves by, per unit of lr: 1 + m for
+        Nesterov (`g + m (m a + g)`), else 1. The feedback estimators that differentiate
+        through the student's step need it; weight decay and clipping they leave out."""
+        return 1.0 + self._momentum if self._nesterov else 1.0
+
     def apply(self, grads, variables, apply_if=True):
         """Updates `variables` with globally reduced `grads`; returns the lr it used.
 

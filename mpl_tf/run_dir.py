@@ -14,6 +14,7 @@ import tempfile
 from mpl_tf.config import ConfigError
 
 SERVING_WEIGHTS = os.path.join("model", "serving.weights.h5")
+TRAINED_WEIGHTS = os.path.join("model", "trained.weights.h5")  # the served network before finetuning
 
 
 def prepare(config, overwrite=False):
@@ -43,7 +44,7 @@ def prepare(config, overwrite=False):
         if overwrite:
             for stale in ("results.json", "checkpoints", "logs", "train_log.csv",
                           "finetune_log.csv", "export"):
-                _remove(os.path.join(path, stale))
+                remove(os.path.join(path, stale))
         write_json(saved_config, json.loads(config.to_json()))
         write_json(os.path.join(path, "versions.json"), versions())
     except OSError as e:
@@ -63,12 +64,6 @@ def _changed_fields(saved_config_path, config):
     current = json.loads(config.to_json())
     return sorted(k for k in current if k not in _RESUMABLE_CHANGES and saved.get(k) != current[k])
 
-
-def _remove(path):
-    if os.path.isdir(path):
-        shutil.rmtree(path)
-    elif os.path.exists(path):
-        os.remove(path)
 
 
 def versions():
@@ -92,13 +87,21 @@ def read_json(path):
         return json.load(f)
 
 
-def save_serving_weights(model_dir, network):
-    """Saves the evaluated/served network's weights (written to a temporary name first)."""
-    path = os.path.join(model_dir, SERVING_WEIGHTS)
+def save_weights(model_dir, network, relative_path=SERVING_WEIGHTS):
+    """Saves a network's weights under model_dir (written to a temporary name first)."""
+    path = os.path.join(model_dir, relative_path)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path[:-len(".weights.h5")] + ".tmp.weights.h5"
     network.save_weights(tmp)
     os.replace(tmp, path)
+
+
+def remove(path):
+    """Removes a file or a directory tree, if there."""
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    elif os.path.exists(path):
+        os.remove(path)
 
 
 def write_json(path, obj):

@@ -72,9 +72,10 @@ def build_model(config, input_shape, num_classes, method=None, dtype="float32", 
 
 
 def fit(config, data, strategy, method=None, log_dir=None, initial_weights=None,
-        log_name="train"):
+        log_name="train", resume_dir=None):
     """Trains `method` on `data` for config.train_steps steps, from `initial_weights` for the
-    trained network if given.
+    trained network if given, resuming from the newest checkpoint in `resume_dir` (default
+    `log_dir`; under multi-worker training every worker resumes from the chief's).
 
     Returns the model and its training logs averaged over the whole run (every epoch has the
     same number of steps, so the mean of epoch means is the mean over steps).
@@ -91,10 +92,13 @@ def fit(config, data, strategy, method=None, log_dir=None, initial_weights=None,
     steps_per_epoch = min(config.log_every, config.train_steps)
     if log_dir:
         saver = checkpoints.manager(model, checkpoints.directory(log_dir, log_name))
-        if checkpoints.restore_latest(saver):
+        source = checkpoints.manager(model, checkpoints.directory(resume_dir or log_dir,
+                                                                   log_name))
+        if checkpoints.restore_latest(source):
             start_step = int(model.steps_run.numpy())
             print(f"Resuming {log_name} from step {start_step}", flush=True)
         csv_log = os.path.join(log_dir, f"{log_name}_log.csv")
+        _drop_csv_rows_from(csv_log, start_step // steps_per_epoch)
         callbacks += [keras.callbacks.TensorBoard(os.path.join(log_dir, "logs", log_name)),
                       keras.callbacks.CSVLogger(csv_log, append=start_step > 0),
                       checkpoints.SaveEvery(saver, config.checkpoint_every or steps_per_epoch,
@@ -113,6 +117,19 @@ def fit(config, data, strategy, method=None, log_dir=None, initial_weights=None,
                             "the data")
     epochs = _read_csv_log(csv_log) if log_dir else history.history
     return model, {name: float(np.mean(values)) for name, values in epochs.items()}
+
+
+def _drop_csv_rows_from(path, first_epoch):
+    """A resumed run logs its epochs again: drop rows the crash left for epochs from
+    `first_epoch` on (written after the checkpoint the run resumes from)."""
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        lines = f.readlines()
+    kept = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) < first_epoch]
+    if len(kept) != len(lines):
+        with open(path, "w") as f:
+            f.writelines(kept)
 
 
 def _read_csv_log(path):
@@ -192,6 +209,7 @@ def run(config, data, strategy=None):
     same program and write to a temporary directory."""
     start = time.time()
     strategy = strategy or distribute.strategy(config.strategy, config.tpu)
+    resume_dir = config.model_dir
     if not distribute.is_chief(strategy):
         config = config.replace(model_dir=tempfile.mkdtemp(prefix="mpl_tf_worker_"))
         run_dir.prepare(config)
@@ -202,7 +220,8 @@ def run(config, data, strategy=None):
                         else data.val_indices.tolist()})
     run_dir.write_json(os.path.join(config.model_dir, "dataset_info.json"), data.info())
     keras.utils.set_random_seed(config.seed)
-    model, train_logs = fit(config, data, strategy, log_dir=config.model_dir)
+    model, train_logs = fit(config, data, strategy, log_dir=config.model_dir,
+                            resume_dir=resume_dir)
     results = {
         "dataset": config.dataset, "method": config.method, "seed": config.seed,
         "split_seed": config.split_seed, "num_labeled": config.num_labeled,
@@ -210,7 +229,7 @@ def run(config, data, strategy=None):
         "train_logs_mean": train_logs,
     }
     if config.select_on_val:
-        results["selected_step"] = model.selected_step
+        results["selected_step"] = getattr(model, "selected_step", None)  # None: no epoch ran
     if config.ema_decay:
         results["raw_test_accuracy"] = accuracy(model.trained_network, data, "test",
                                                 config.eval_batch_size)
@@ -224,32 +243,60 @@ def run(config, data, strategy=None):
         results["control_supervised_test_accuracy"] = _plot_2d(config, data, strategy, model)
     served = model.serving_network
     if config.finetune_steps:
+        run_dir.save_weights(config.model_dir, served, run_dir.TRAINED_WEIGHTS)
         served = _finetune_into(results, config, data, strategy, served)
-    run_dir.save_serving_weights(config.model_dir, served)
+    run_dir.save_weights(config.model_dir, served)
     results["wall_seconds"] = round(time.time() - start, 2)
-    run_dir.write_json(os.path.join(config.model_dir, "results.json"), results)
-    export.export_run(config.model_dir, overwrite=True)  # the card reads results.json
+    _finish(config.model_dir, results)
     return results
 
 
 def finetune_run(config, data, strategy=None):
-    """--mode=finetune: finetunes the served network of the finished run in model_dir and
-    updates its results.json (accuracies before and after)."""
+    """--mode=finetune: finetunes the served network of the finished run in model_dir (as it
+    was before any earlier finetuning) and updates its results.json (before and after)."""
     start = time.time()
     strategy = strategy or distribute.strategy(config.strategy, config.tpu)
     results = run_dir.read_json(os.path.join(config.model_dir, "results.json"))
     with strategy.scope():
         network = build_model(config, data.input_shape, data.num_classes, "supervised",
                               pixel_mean=data.pixel_mean, pixel_std=data.pixel_std).network
-    network.load_weights(os.path.join(config.model_dir, run_dir.SERVING_WEIGHTS))
-    for key in [k for k in results if k.endswith("_before_finetune") or k.startswith("finetune")]:
-        del results[key]
+    trained = os.path.join(config.model_dir, run_dir.TRAINED_WEIGHTS)
+    if not os.path.exists(trained):  # never finetuned: the served network is the trained one
+        run_dir.save_weights(config.model_dir, _load(network, config.model_dir),
+                             run_dir.TRAINED_WEIGHTS)
+    network.load_weights(trained)
+    for key in ("val_accuracy", "test_accuracy"):  # undo an earlier finetuning's numbers
+        results[key] = results.pop(f"{key}_before_finetune", results[key])
+    for stale in ("finetune_log.csv", os.path.join("checkpoints", "finetune"),
+                  os.path.join("logs", "finetune")):
+        run_dir.remove(os.path.join(config.model_dir, stale))
     served = _finetune_into(results, config, data, strategy, network)
-    run_dir.save_serving_weights(config.model_dir, served)
+    run_dir.save_weights(config.model_dir, served)
     results["wall_seconds"] = round(results.get("wall_seconds", 0) + time.time() - start, 2)
-    run_dir.write_json(os.path.join(config.model_dir, "results.json"), results)
-    export.export_run(config.model_dir, overwrite=True)  # the card reads results.json
+    _finish(config.model_dir, results)
     return results
+
+
+def _load(network, model_dir):
+    network.load_weights(os.path.join(model_dir, run_dir.SERVING_WEIGHTS))
+    return network
+
+
+def _finish(model_dir, results):
+    """Writes results.json, then the export (its model card reads results.json); if the export
+    fails, the previous results.json (or none) is put back, so the run does not look finished
+    without its export."""
+    path = os.path.join(model_dir, "results.json")
+    previous = run_dir.read_json(path) if os.path.exists(path) else None
+    run_dir.write_json(path, results)
+    try:
+        export.export_run(model_dir, overwrite=True)
+    except BaseException:
+        if previous is None:
+            os.remove(path)
+        else:
+            run_dir.write_json(path, previous)
+        raise
 
 
 def _finetune_into(results, config, data, strategy, network):

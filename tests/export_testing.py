@@ -32,7 +32,7 @@ def make_run(model_dir, model="mlp", input_shape=(8, 8, 3), num_classes=4, datas
     run_dir.write_json(os.path.join(model_dir, "dataset_info.json"), info)
     network = models.build(config, input_shape, num_classes, seed=11, name="serving",
                            pixel_mean=mean, pixel_std=std)
-    run_dir.save_serving_weights(str(model_dir), network)
+    run_dir.save_weights(str(model_dir), network)
     run_dir.write_json(os.path.join(model_dir, "results.json"), {**RESULTS, "dataset": dataset})
     return network
 

@@ -16,11 +16,13 @@ from mpl_testing import batch, build, one_step, tiny_config, weights
 
 
 def feedback_gradient(config, data):
-    """The teacher gradient contributed by the feedback term alone, and the step's logs."""
+    """The teacher gradient contributed by the feedback term alone, and the step's logs (the
+    teacher's first step: with Nesterov momentum from rest it moves by lr (1 + m) g)."""
     with_feedback, logs = one_step(config, data)
     without, _ = one_step(config.replace(feedback="none"), data)
     after_with, after_without = weights(with_feedback.teacher), weights(without.teacher)
-    return [(b - a) / config.teacher_lr for a, b in zip(after_with, after_without)], logs
+    step = config.teacher_lr * (1 + config.momentum if config.nesterov else 1)
+    return [(b - a) / step for a, b in zip(after_with, after_without)], logs
 
 
 def labeled_loss_after_student_step(config, teacher_weights, student, data):
@@ -35,15 +37,18 @@ def labeled_loss_after_student_step(config, teacher_weights, student, data):
         logits = probe(x_us)
         pseudo_loss = -tf.reduce_mean(tf.reduce_sum(targets * tf.nn.log_softmax(logits), -1))
     grads = tape.gradient(pseudo_loss, probe.trainable_variables)
+    step = config.student_lr * (1 + config.momentum if config.nesterov else 1)  # from rest
     for var, g in zip(probe.trainable_variables, grads):
-        var.assign(var - config.student_lr * g)
+        var.assign(var - step * g)
     labeled = tf.one_hot(y_l, logits.shape[-1], dtype=logits.dtype)
     return float(-tf.reduce_mean(tf.reduce_sum(labeled * tf.nn.log_softmax(probe(x_l)), -1)))
 
 
-def test_exact_matches_central_finite_differences():
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_exact_matches_central_finite_differences(momentum):
+    """With Nesterov momentum from rest the student moves by lr (1 + m) g: still exact."""
     config = tiny_config(label_type="soft", feedback="exact", label_smoothing=0.1,
-                         student_lr=0.7)
+                         student_lr=0.7, momentum=momentum, nesterov=bool(momentum))
     data = batch(config)
     grad, _ = feedback_gradient(config, data)
 

@@ -97,7 +97,9 @@ def test_finetuning_after_training_and_on_demand(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     updated = json.loads((model_dir / "results.json").read_text())
     assert updated["finetune_steps"] == 50 and updated["finetune_lr"] == 0.5
-    assert updated["test_accuracy_before_finetune"] == results["test_accuracy"]
+    # finetuned again from the trained (not the already finetuned) network
+    assert updated["test_accuracy_before_finetune"] == results["test_accuracy_before_finetune"]
+    assert (model_dir / "model" / "trained.weights.h5").exists()
     assert (model_dir / "model" / "serving.weights.h5").read_bytes() != before
 
 

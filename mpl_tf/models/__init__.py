@@ -6,13 +6,12 @@ layer, so training, evaluation and every exported signature share one preprocess
 
 import keras
 
-from mpl_tf.config import ConfigError
+from mpl_tf.config import MODELS, ConfigError
 from mpl_tf.models.cnn import cnn
 from mpl_tf.models.mlp import mlp
 from mpl_tf.models.resnet import resnet50
 from mpl_tf.models.wide_resnet import wide_resnet
 
-MODELS = ("mlp", "cnn", "wrn-28-2", "wrn-28-8", "resnet-50")
 
 # Smallest image side each convolutional network accepts: the WRN halves its input twice and
 # ResNet-50 five times, so smaller images would shrink to nothing before the head.
@@ -46,7 +45,7 @@ def _body(config, input_shape, num_classes, seed, name, dtype):
         return mlp(input_shape, num_classes, hidden=config.mlp_hidden,
                    activation=config.mlp_activation, init_scale=config.mlp_init_scale,
                    seed=seed, dtype=dtype, name=name)
-    _check_image_shape(config.model, input_shape)
+    check_input_shape(config.model, input_shape)
     # The exact feedback differentiates through the student's gradient, and the fused BN
     # kernel's second derivative is inexact (see FusedBatchNormalization).
     common = dict(dropout_rate=config.dropout_rate, bn_momentum=config.batch_norm_decay,
@@ -60,8 +59,11 @@ def _body(config, input_shape, num_classes, seed, name, dtype):
                        **common)
 
 
-def _check_image_shape(model, input_shape):
-    """Raises ConfigError unless `input_shape` is (height, width, channels) big enough."""
+def check_input_shape(model, input_shape):
+    """Raises ConfigError unless a convolutional `model` gets (height, width, channels) images
+    big enough for it (the MLP flattens anything)."""
+    if model == "mlp":
+        return
     size = MIN_IMAGE_SIZE[model]
     if len(input_shape) != 3 or min(input_shape[:2]) < size:
         raise ConfigError(f"--model={model} needs images (height, width, channels) of at least "
