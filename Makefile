@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed-requirements
 SEEDS ?= 0 1 2 3 4
 
-.PHONY: demo test two_moons_table
+.PHONY: demo test two_moons_table digits_table speed
 
 $(INSTALLED): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,13 @@ demo: $(INSTALLED)
 test: $(INSTALLED)
 	$(PY) -m pytest -q tests
 
-# The README's Two Moons table: every method and feedback variant over SEEDS.
+# The README's tables (each writes benchmarks/results/NAME.{md,json}).
 two_moons_table: $(INSTALLED)
 	$(PY) -m benchmarks.two_moons --seeds="$(SEEDS)" --out=benchmarks/results/two_moons
+
+digits_table: $(INSTALLED)
+	$(PY) -m benchmarks.digits_ablation --seeds="0 1 2" --out=benchmarks/results/digits_ablation
+
+speed: $(INSTALLED)
+	$(PY) -m benchmarks.step_benchmark
+	$(PY) -m benchmarks.pipeline_benchmark
