@@ -66,7 +66,7 @@ def build_model(config, input_shape, num_classes, method=None, dtype="float32", 
     if config.ema_decay:
         average = network(seed=student_seed, name=f"{model.trained_network.name}_ema")
         model.attach_ema(average, config.ema_decay, config.ema_start_step)
-    model.compile(*optimizers, jit_compile=False, steps_per_execution=config.steps_per_execution)
+    model.compile(*optimizers)  # our loop drives the steps; Keras compile options do not apply
     model.build_all(input_shape)
     return model
 
