@@ -28,6 +28,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from mpl_tf import losses
+from mpl_tf.models import leaf_layers
 from mpl_tf.config import Config
 from mpl_tf.train import build_model
 
@@ -257,14 +258,6 @@ def summarize(run, flops, matmul):
 
 
 # --- FLOPs -----------------------------------------------------------------------------------
-
-def leaf_layers(network):
-    for layer in network.layers:
-        if isinstance(layer, keras.Model):
-            yield from leaf_layers(layer)
-        else:
-            yield layer
-
 
 def forward_flops(network):
     """(forward FLOPs per image, the first weighted layer's share) of convolutions and dense

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from mpl_tf import models
 from mpl_tf.config import Config, ConfigError
+from mpl_tf.models import leaf_layers
 from mpl_tf.models.wide_resnet import FusedBatchNormalization
 from mpl_tf.optim import is_decayed
 from mpl_tf.train import build_model
@@ -31,15 +32,6 @@ def network(model, input_shape, num_classes=10, seed=0, **config_overrides):
 
 def trainable_count(net):
     return sum(int(np.prod(v.shape)) for v in net.trainable_weights)
-
-
-def leaf_layers(net):
-    """Every layer, looking inside nested models (the normalisation wrapper's body)."""
-    for layer in net.layers:
-        if isinstance(layer, keras.Model):
-            yield from leaf_layers(layer)
-        else:
-            yield layer
 
 
 @pytest.mark.parametrize("model, input_shape, num_classes, trainable, total", [

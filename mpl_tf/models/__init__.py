@@ -59,6 +59,15 @@ def _body(config, input_shape, num_classes, seed, name, dtype):
                        **common)
 
 
+def leaf_layers(network):
+    """Every layer of `network`, looking inside nested models (the normalisation wrapper)."""
+    for layer in network.layers:
+        if isinstance(layer, keras.Model):
+            yield from leaf_layers(layer)
+        else:
+            yield layer
+
+
 def check_input_shape(model, input_shape):
     """Raises ConfigError unless a convolutional `model` gets (height, width, channels) images
     big enough for it (the MLP flattens anything)."""
