@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed-requirements
 SEEDS ?= 0 1 2 3 4
 
-.PHONY: demo test two_moons_table digits_table speed
+.PHONY: demo test two_moons_table digits_table precision_table speed
 
 $(INSTALLED): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ two_moons_table: $(INSTALLED)
 digits_table: $(INSTALLED)
 	$(PY) -m benchmarks.digits_ablation --seeds="0 1 2" --out=benchmarks/results/digits_ablation
 
+precision_table: $(INSTALLED)
+	$(PY) -m benchmarks.precision_benchmark --accuracy_seeds="0 1 2"
+	$(PY) -m benchmarks.precision_benchmark --precisions=mixed_float16 --jit=off --rounds=3 \
+	    --steps_per_round=3 --warmup_steps=2 --out=benchmarks/results/precision_benchmark_float16
+
 speed: $(INSTALLED)
 	$(PY) -m benchmarks.step_benchmark
+	$(PY) -m benchmarks.op_profile
 	$(PY) -m benchmarks.pipeline_benchmark

@@ -2,13 +2,14 @@
 
     python -m benchmarks.step_benchmark [--repeats=5] [--out=benchmarks/results/step_benchmark]
 
-In one process: this CPU's fp32 matmul rate (a large tf.matmul, before and after the steps, since
-the machine may be shared); then, with jit_compile off and on, the time of
-`MetaPseudoLabels.train_step` (B=16 labeled, U=112 unlabeled, 32x32x3) and of
-`Supervised.train_step` on 128 images, each inside a tf.function; their convolution and matmul
-FLOPs (counted from layer shapes, cross-checked against the TF profiler's count on the traced
-graph); achieved GFLOP/s and efficiency against the matmul rate; peak memory; and a breakdown of
-the MPL step into its parts, each timed as its own tf.function. Writes OUT.json and OUT.md.
+In one process: this CPU's matmul rate in float32 and bfloat16 (a large tf.matmul, before and
+after the steps, since the machine may be shared); then, for each --precision (float32,
+bfloat16) with jit_compile off and on, the time of `MetaPseudoLabels.train_step` (B=16 labeled,
+U=112 unlabeled, 32x32x3) and of `Supervised.train_step` on 128 images, each inside a
+tf.function; their convolution and matmul FLOPs (counted from layer shapes, cross-checked against
+the TF profiler's count on the traced graph); achieved GFLOP/s and efficiency against the matmul
+rate of the same precision; peak memory; and a breakdown of the float32 MPL step into its parts,
+each timed as its own tf.function. Writes OUT.json and OUT.md.
 
 Timed calls are interleaved (one call of each step per round, `repeats` rounds) so that load from
 other processes hits every step alike; medians and minima over rounds are reported.
@@ -36,6 +37,7 @@ flags.DEFINE_integer("repeats", 5, "Timed rounds (medians and minima are reporte
 flags.DEFINE_integer("warmup", 1, "Untimed calls after the first (tracing, compiling) call.")
 flags.DEFINE_string("out", "benchmarks/results/step_benchmark", "Output path, no extension.")
 flags.DEFINE_list("jit", ["off", "on"], "jit_compile settings to measure.")
+flags.DEFINE_list("precisions", ["float32", "bfloat16"], "--precision settings to measure.")
 
 IMAGE_SHAPE = (32, 32, 3)
 NUM_CLASSES = 10
@@ -62,21 +64,28 @@ def main(argv):
     keras.utils.set_random_seed(0)
     started = time.time()
     load_before = os.getloadavg()
-    matmul_before = matmul_alone(cfg.repeats)
+    matmul_before = {p: matmul_alone(p, cfg.repeats) for p in cfg.precisions}
     mpl_data, supervised_data = batches()
-    models = {name: build_model(config, IMAGE_SHAPE, NUM_CLASSES, pixel_mean=CIFAR_MEAN,
-                                pixel_std=CIFAR_STD)
-              for name, config in (("mpl", MPL_CONFIG), ("mpl_argmax_labels", ARGMAX_CONFIG),
-                                   ("supervised", SUPERVISED_CONFIG))}
-    steps = {name: (model.train_step, supervised_data if name == "supervised" else mpl_data)
-             for name, model in models.items()}
-    flops = step_flops(models["mpl"].student)
-    profiled = {name: profiler_flops(*steps[name]) for name in ("mpl", "supervised")}
-    runs = {jit: measure(steps, jit == "on", cfg) for jit in cfg.jit}
-    breakdown = mpl_breakdown(models["mpl"], mpl_data, flops["mpl"], cfg)
-    matmul_after = matmul_alone(cfg.repeats)
-    matmul = max(matmul_before, matmul_after, *(run["matmul_gflops_per_second_same_rounds"]
-                                                for run in runs.values()))
+    runs, flops, profiled, breakdown = {}, None, None, None
+    for precision in cfg.precisions:
+        models = {name: build_model(config.replace(precision=precision), IMAGE_SHAPE,
+                                    NUM_CLASSES, pixel_mean=CIFAR_MEAN, pixel_std=CIFAR_STD)
+                  for name, config in (("mpl", MPL_CONFIG), ("mpl_argmax_labels", ARGMAX_CONFIG),
+                                       ("supervised", SUPERVISED_CONFIG))}
+        steps = {name: (model.train_step, supervised_data if name == "supervised" else mpl_data)
+                 for name, model in models.items()}
+        if flops is None:  # the same arithmetic in every precision
+            flops = step_flops(models["mpl"].student)
+            profiled = {name: profiler_flops(*steps[name]) for name in ("mpl", "supervised")}
+        for jit in cfg.jit:
+            runs[f"{precision}/jit-{jit}"] = {"precision": precision, "jit": jit,
+                                              **measure(steps, jit == "on", precision, cfg)}
+        if precision == "float32":
+            breakdown = mpl_breakdown(models["mpl"], mpl_data, flops["mpl"], cfg)
+    matmul_after = {p: matmul_alone(p, cfg.repeats) for p in cfg.precisions}
+    matmul = {p: max(matmul_before[p], matmul_after[p],
+                     *(run["matmul_gflops_per_second_same_rounds"] for run in runs.values()
+                       if run["precision"] == p)) for p in cfg.precisions}
     for run in runs.values():
         summarize(run, flops, matmul)
     results = {
@@ -92,7 +101,7 @@ def main(argv):
         "matmul_gflops_per_second": {"before": matmul_before, "after": matmul_after,
                                      "used": matmul, "size": MATMUL_SIZE},
         "flops": {**flops, "profiler": profiled},
-        "jit": runs, "mpl_breakdown_jit_off": breakdown,
+        "runs": runs, "mpl_breakdown_float32_jit_off": breakdown,
         "wall_seconds": round(time.time() - started, 1),
     }
     os.makedirs(os.path.dirname(cfg.out) or ".", exist_ok=True)
@@ -133,20 +142,23 @@ def machine():
             "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
-def matmul_call():
-    """(function, args) of an n x n fp32 matmul, 2 n^3 FLOPs: the rate the steps are held to."""
-    a = tf.random.normal((MATMUL_SIZE, MATMUL_SIZE), seed=1)
-    b = tf.random.normal((MATMUL_SIZE, MATMUL_SIZE), seed=2)
-    return tf.function(lambda: tf.reduce_sum(tf.matmul(a, b))), ()
+def matmul_call(precision):
+    """(function, args) of an n x n matmul, 2 n^3 FLOPs, in the precision's compute dtype
+    (bfloat16 for bfloat16): the rate the steps of that precision are held to."""
+    dtype = tf.bfloat16 if precision == "bfloat16" else tf.float32
+    a = tf.cast(tf.random.normal((MATMUL_SIZE, MATMUL_SIZE), seed=1), dtype)
+    b = tf.cast(tf.random.normal((MATMUL_SIZE, MATMUL_SIZE), seed=2), dtype)
+    return tf.function(lambda: tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32))), ()
 
 
 def matmul_gflops(seconds):
     return round(2 * MATMUL_SIZE ** 3 / statistics.median(seconds) / 1e9, 1)
 
 
-def matmul_alone(repeats):
+def matmul_alone(precision, repeats):
     """The matmul rate with nothing else of ours running."""
-    return matmul_gflops(interleaved({"matmul": matmul_call()}, 2, max(repeats, 5))["matmul"])
+    return matmul_gflops(interleaved({"matmul": matmul_call(precision)}, 2,
+                                     max(repeats, 5))["matmul"])
 
 
 # --- timing and memory -------------------------------------------------------------------------
@@ -158,13 +170,13 @@ def interleaved(calls, warmup, repeats):
     for round_index in range(warmup + repeats):
         for name, (fn, args) in calls.items():
             start = time.perf_counter()
-            _wait(fn(*args))
+            wait_for(fn(*args))
             if round_index >= warmup:
                 times[name].append(time.perf_counter() - start)
     return times
 
 
-def _wait(outputs):
+def wait_for(outputs):
     """Reads every output back, so the clock stops only once the work is done."""
     for tensor in tf.nest.flatten(outputs):
         np.asarray(tensor)
@@ -204,21 +216,21 @@ def _mb(value):
     return round(value / 2 ** 20, 1)
 
 
-def measure(steps, jit_compile, cfg):
+def measure(steps, jit_compile, precision, cfg):
     """Per step: the first call (tracing, compiling) and peak memory over it and the warm-up,
     one step at a time; then the interleaved timed rounds, with the matmul in every round so its
     rate is measured under the same load. A step that fails to compile records its error."""
-    run, calls = {}, {"matmul": matmul_call()}
+    run, calls = {}, {"matmul": matmul_call(precision)}
     for name, (train_step, data) in steps.items():
         step = tf.function(train_step, jit_compile=jit_compile)
         tf.config.experimental.reset_memory_stats("CPU:0")
         try:
             with PeakRss() as rss:
                 start = time.perf_counter()
-                _wait(step(data))
+                wait_for(step(data))
                 first = time.perf_counter() - start
                 for _ in range(cfg.warmup):
-                    _wait(step(data))
+                    wait_for(step(data))
         except Exception as error:  # noqa: BLE001 -- a compile failure is the result itself
             first_line = (str(error).strip().splitlines() or [""])[0]
             run[name] = {"error": f"{type(error).__name__}: {first_line[:400]}"}
@@ -240,16 +252,19 @@ def rate(flops, seconds):
 
 
 def summarize(run, flops, matmul):
-    """Adds achieved GFLOP/s, efficiency (against the best matmul rate and against the matmul
-    in the same rounds) and the MPL/supervised ratios to one jit setting."""
+    """Adds achieved GFLOP/s, efficiency (against the best matmul rate of the run's precision,
+    against the matmul in the same rounds, and against the best float32 matmul) and the
+    MPL/supervised ratios to one precision and jit setting."""
     for name, result in run.items():
         if isinstance(result, dict) and "seconds" in result:
             total = flops["supervised" if name == "supervised" else "mpl"]["total"]
             achieved = rate(total, result["seconds"])
             result["gflops_per_second"] = achieved
-            result["efficiency_vs_matmul"] = round(achieved / matmul, 3)
+            result["efficiency_vs_matmul"] = round(achieved / matmul[run["precision"]], 3)
             result["efficiency_vs_matmul_same_rounds"] = round(
                 achieved / run["matmul_gflops_per_second_same_rounds"], 3)
+            if "float32" in matmul:
+                result["efficiency_vs_float32_matmul"] = round(achieved / matmul["float32"], 3)
     if "seconds" in run["mpl"] and "seconds" in run["supervised"]:
         run["time_ratio_mpl_over_supervised"] = round(
             run["mpl"]["seconds"] / run["supervised"]["seconds"], 3)
@@ -398,6 +413,7 @@ def mpl_breakdown(model, data, flops, cfg):
 def markdown(results):
     """The tables of OUT.md."""
     matmul = results["matmul_gflops_per_second"]
+    runs = results["runs"]
     lines = [
         "# One MPL step vs one supervised step (WRN-28-2, 32x32x3, CPU)", "",
         f"`{results['command']}` on {results['machine']['cpu']}, "
@@ -406,33 +422,36 @@ def markdown(results):
         f"{results['load_average_after'][0]:.1f} after. Median (and min) of "
         f"{results['repeats']} interleaved rounds after warm-up. FLOPs: convolutions + matmuls, "
         "forward and backward, counted from layer shapes.", "",
-        f"fp32 matmul ({matmul['size']}^2): {matmul['before']} GFLOP/s before, "
-        f"{matmul['after']} after, "
-        + ", ".join(f"{run['matmul_gflops_per_second_same_rounds']} in the jit-{jit} rounds"
-                    for jit, run in results["jit"].items())
-        + f". Efficiency: against the best ({matmul['used']}), and in brackets against the "
-        "matmul of the same rounds.", "",
-        "| jit | step | s/step (min) | GFLOP/step | GFLOP/s | efficiency | first call s "
-        "| TF peak MB | RSS peak MB |",
+        f"Matmul ({matmul['size']}^2) GFLOP/s: "
+        + "; ".join(f"{p} {matmul['before'][p]} before, {matmul['after'][p]} after, "
+                    + ", ".join(f"{run['matmul_gflops_per_second_same_rounds']} in the "
+                                f"{name} rounds" for name, run in runs.items()
+                                if run["precision"] == p)
+                    for p in matmul["used"])
+        + ". Efficiency: against the best matmul rate of the step's precision ("
+        + ", ".join(f"{p} {rate}" for p, rate in matmul["used"].items())
+        + "), in brackets against the matmul of the same rounds.", "",
+        "| precision / jit | step | s/step (min) | GFLOP/step | GFLOP/s | efficiency "
+        "| first call s | TF peak MB | RSS peak MB |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     flops = results["flops"]
-    for jit, run in results["jit"].items():
+    for setting, run in runs.items():
         for name, r in run.items():
             if not isinstance(r, dict):
                 continue
             if "error" in r:
-                lines.append(f"| {jit} | {name} | failed: {r['error'][:160]} |||||||")
+                lines.append(f"| {setting} | {name} | failed: {r['error'][:160]} |||||||")
                 continue
             total = flops["supervised" if name == "supervised" else "mpl"]["total"]
             lines.append(
-                f"| {jit} | {name} | {r['seconds']:.3f} ({r['min_seconds']:.3f}) | "
+                f"| {setting} | {name} | {r['seconds']:.3f} ({r['min_seconds']:.3f}) | "
                 f"{total / 1e9:.1f} | {r['gflops_per_second']} | "
                 f"{r['efficiency_vs_matmul']:.1%} ({r['efficiency_vs_matmul_same_rounds']:.1%}) | "
                 f"{r['first_call_seconds']} | "
                 f"{r['tf_allocator_peak_mb']} | {r['process_rss_peak_mb']} |")
         if "time_ratio_mpl_over_supervised" in run:
-            lines.append(f"| {jit} | mpl / supervised | time "
+            lines.append(f"| {setting} | mpl / supervised | time "
                          f"x{run['time_ratio_mpl_over_supervised']} | FLOPs "
                          f"x{run['flop_ratio_mpl_over_supervised']} |||||||")
     profiler = flops["profiler"]
@@ -444,11 +463,11 @@ def markdown(results):
                     for name in ("mpl", "supervised"))
         + ". The profiler's graph still holds the first convolution's input gradient, which "
         "Grappler prunes before running.", "",
-        f"## MPL step breakdown (jit off; step {results['mpl_breakdown_jit_off']['step_seconds']}"
-        " s)", "",
+        "## MPL step breakdown (float32, jit off; step "
+        f"{results['mpl_breakdown_float32_jit_off']['step_seconds']} s)", "",
         "| part | s | share | GFLOP | GFLOP/s |", "|---|---|---|---|---|",
     ]
-    for name, part in results["mpl_breakdown_jit_off"]["parts"].items():
+    for name, part in results["mpl_breakdown_float32_jit_off"]["parts"].items():
         lines.append(f"| {name} | {part['seconds']:.3f} | {part['share_of_step']:.1%} | "
                      f"{part.get('gflop') or ''} | {part.get('gflops_per_second') or ''} |")
     return "\n".join(lines) + "\n"

@@ -34,21 +34,23 @@ class _SingleNetwork(ClassifierTrainer):
         step = self.network_optimizer.iterations.read_value()
         statistics = self.network.non_trainable_weights  # BN moving averages move in forward
         saved_statistics = snapshot(statistics)
+        loss_scale = self.network_optimizer.loss_scale
         with tf.GradientTape() as tape:
             loss, logs = self.objective(data)
-        grads = replica_sum(tape.gradient(loss, variables))
+        grads = replica_sum(loss_scale.gradients(tape, loss, variables))
         logs = dict(zip(logs, replica_sum(list(logs.values()))))
         ok = all_finite([*grads, logs["loss"]])
         lr = self.network_optimizer.apply(grads, variables, apply_if=ok)
         restore_unless(ok, statistics, saved_statistics)
         self.update_ema(step, apply_if=ok)
-        return self.record(ok, {**logs, "lr": lr})
+        loss_scale.update(ok)
+        return self.record(ok, {**logs, "lr": lr, "loss_scale": loss_scale.value()})
 
 
 class Supervised(_SingleNetwork):
     """Label-smoothed cross-entropy on the labeled batch; the unlabeled batch is ignored."""
 
-    LOG_NAMES = ("loss", "lr")
+    LOG_NAMES = ("loss", "lr", "loss_scale")
 
     def __init__(self, network, config, **kwargs):
         super().__init__(network, config, name="supervised", **kwargs)
@@ -63,7 +65,7 @@ class Supervised(_SingleNetwork):
 class UDA(_SingleNetwork):
     """Supervised loss plus confidence-masked consistency: MPL's teacher without the student."""
 
-    LOG_NAMES = ("loss", "supervised", "uda", "uda_mask_ratio", "lr")
+    LOG_NAMES = ("loss", "supervised", "uda", "uda_mask_ratio", "lr", "loss_scale")
 
     def __init__(self, network, config, **kwargs):
         super().__init__(network, config, name="uda", **kwargs)

@@ -18,6 +18,7 @@ LR_SCHEDULES = ("constant", "cosine")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 MODES = ("train", "finetune")
 MODELS = ("mlp", "cnn", "wrn-28-2", "wrn-28-8", "resnet-50")
+PRECISIONS = ("float32", "bfloat16", "mixed_float16")
 
 
 class ConfigError(ValueError):
@@ -50,6 +51,10 @@ flags.DEFINE_enum("strategy", "auto", STRATEGIES, "tf.distribute strategy (auto:
                   "else default). Batch sizes are global, split evenly over replicas.")
 flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA (one device or "
                   "TPU; on CPU it was slower here, see benchmarks/results/step_benchmark.md).")
+flags.DEFINE_enum("precision", "float32", PRECISIONS, "Compute precision of the networks: "
+                  "bfloat16 and mixed_float16 keep float32 variables, inputs and logits and "
+                  "compute the layers in 16 bits (mixed_float16 with dynamic loss scaling for "
+                  "both optimizers; bfloat16 for TPUs and recent CPUs, float16 for GPUs).")
 flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu (name, grpc://host:port, local).")
 flags.DEFINE_integer("eval_batch_size", 256, "Batch size for evaluation.")
 flags.DEFINE_bool("select_on_val", False, "Evaluate on the validation split after every "
@@ -152,6 +157,7 @@ class Config:
     strategy: str = "auto"
     tpu: str = None
     jit_compile: bool = False
+    precision: str = "float32"
     eval_batch_size: int = 256
     select_on_val: bool = False
     max_nonfinite_steps: int = 20
@@ -244,6 +250,11 @@ class Config:
         _one_of("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _one_of("strategy", self.strategy, STRATEGIES)
         _one_of("model", self.model, MODELS)
+        _one_of("precision", self.precision, PRECISIONS)
+        on_tpu = self.strategy == "tpu" or (self.strategy == "auto" and self.tpu)
+        if self.precision == "mixed_float16" and on_tpu:
+            raise ConfigError("--precision=mixed_float16 does not run on TPUs; use "
+                              "--precision=bfloat16")
         for name in ("train_steps", "log_every", "steps_per_execution", "eval_batch_size",
                      "labeled_batch_size", "unlabeled_batch_size", "num_labeled",
                      "finetune_batch_size", "max_nonfinite_steps"):

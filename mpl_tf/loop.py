@@ -22,7 +22,7 @@ def fit(model, strategy, dataset, *, epochs, steps_per_epoch, initial_epoch=0,
     if not isinstance(dataset, tf.distribute.DistributedDataset):
         dataset = strategy.experimental_distribute_dataset(dataset)
     iterator = iter(dataset)
-    run_steps = _step_function(model, strategy, steps_per_execution, jit_compile)
+    run_steps = step_function(model, strategy, steps_per_execution, jit_compile)
     callback_list = keras.callbacks.CallbackList(
         list(callbacks), add_history=True, add_progbar=verbose != 0, model=model,
         verbose=verbose, epochs=epochs, steps=steps_per_epoch)
@@ -34,7 +34,7 @@ def fit(model, strategy, dataset, *, epochs, steps_per_epoch, initial_epoch=0,
         logs = {}
         for begin in range(0, steps_per_epoch, steps_per_execution):
             callback_list.on_train_batch_begin(begin)
-            logs = _to_python(strategy, run_steps(iterator))
+            logs = logs_to_python(strategy, run_steps(iterator))
             callback_list.on_train_batch_end(begin + steps_per_execution - 1, logs)
             if model.stop_training:
                 break
@@ -45,7 +45,9 @@ def fit(model, strategy, dataset, *, epochs, steps_per_epoch, initial_epoch=0,
     return model.history
 
 
-def _step_function(model, strategy, steps_per_execution, jit_compile):
+def step_function(model, strategy, steps_per_execution, jit_compile):
+    """A tf.function running `steps_per_execution` training steps on the next batches of a
+    distributed iterator; returns the last step's (per-replica) logs."""
     compiled = tf.function(model.train_step, jit_compile=True) if jit_compile else model.train_step
 
     def one_step(iterator):
@@ -70,7 +72,8 @@ def _step_function(model, strategy, steps_per_execution, jit_compile):
     return run_unrolled
 
 
-def _to_python(strategy, logs):
-    """Training logs are already global (equal on every replica): take the first copy."""
+def logs_to_python(strategy, logs):
+    """Training logs are already global (equal on every replica): take the first copy (reading
+    them waits for the step)."""
     return {name: float(strategy.experimental_local_results(value)[0])
             for name, value in logs.items()}

@@ -32,7 +32,8 @@ class MetaPseudoLabels(ClassifierTrainer):
     LOG_NAMES = ("teacher_loss", "teacher_supervised", "teacher_uda", "uda_mask_ratio",
                  "student_loss", "labeled_loss_old", "labeled_loss_new", "feedback_h",
                  "feedback_h_positive", "feedback_baseline", "feedback_coefficient",
-                 "pseudo_label_accuracy", "teacher_lr", "student_lr")
+                 "pseudo_label_accuracy", "teacher_lr", "student_lr", "teacher_loss_scale",
+                 "student_loss_scale")
 
     def __init__(self, teacher, student, config, **kwargs):
         super().__init__(name="meta_pseudo_labels", **kwargs)
@@ -68,6 +69,8 @@ class MetaPseudoLabels(ClassifierTrainer):
         n_l, n_u = tf.shape(x_l)[0], tf.shape(x_uw)[0]
         teacher_vars = self.teacher.trainable_variables
         student_vars = self.student.trainable_variables
+        teacher_scale = self.teacher_optimizer.loss_scale
+        student_scale = self.student_optimizer.loss_scale
         step_state = self._step_state()
         saved_state = snapshot(step_state)  # before any forward moves batch-norm statistics
 
@@ -90,7 +93,7 @@ class MetaPseudoLabels(ClassifierTrainer):
                     student_loss = losses.global_mean(
                         losses.cross_entropy(losses.smooth(targets, cfg.label_smoothing), s_u),
                         cfg.global_unlabeled_batch_size)
-                pseudo_grads = student_tape.gradient(student_loss, student_vars)
+                pseudo_grads = student_scale.gradients(student_tape, student_loss, student_vars)
 
             with teacher_tape.stop_recording():
                 global_pseudo_grads = replica_sum(pseudo_grads)
@@ -105,8 +108,11 @@ class MetaPseudoLabels(ClassifierTrainer):
                 with tf.GradientTape() as labeled_tape:
                     new = self._labeled_loss(x_l, y_l)
                 restore_unless(tf.constant(False), statistics, saved_statistics)
+                student_finite = student_ok
                 if cfg.feedback in ("dot", "exact"):
-                    labeled_grads = replica_sum(labeled_tape.gradient(new, student_vars))
+                    labeled_grads = replica_sum(
+                        student_scale.gradients(labeled_tape, new, student_vars))
+                    student_finite = tf.logical_and(student_ok, all_finite(labeled_grads))
                 old, new = replica_sum([old, new])
                 h = feedback.taylor(old, new, cfg.feedback_sign)
                 step_size = student_lr * self.student_optimizer.gradient_coefficient
@@ -128,11 +134,16 @@ class MetaPseudoLabels(ClassifierTrainer):
             teacher_loss = (supervised + tf.cast(uda_weight, uda.dtype) * uda
                             + cfg.feedback_weight * feedback_term)
 
-        teacher_grads = replica_sum(teacher_tape.gradient(teacher_loss, teacher_vars))
-        ok = tf.logical_and(student_ok, all_finite([*teacher_grads, old, new, h]))
+        teacher_grads = replica_sum(teacher_scale.gradients(teacher_tape, teacher_loss,
+                                                            teacher_vars))
+        teacher_finite = all_finite(teacher_grads)
+        ok = tf.logical_and(tf.logical_and(student_finite, teacher_finite),
+                            all_finite([old, new, h]))
         teacher_lr = self.teacher_optimizer.apply(teacher_grads, teacher_vars, apply_if=ok)
         restore_unless(ok, step_state, saved_state)
         self.update_ema(step, apply_if=ok)
+        student_scale.update(student_finite)
+        teacher_scale.update(teacher_finite)
 
         teacher_loss, supervised, uda, student_loss, masked, correct, known = replica_sum([
             teacher_loss, supervised, uda, student_loss, tf.reduce_sum(uda_mask),
@@ -146,6 +157,8 @@ class MetaPseudoLabels(ClassifierTrainer):
             "feedback_baseline": self.feedback_baseline, "feedback_coefficient": coefficient,
             "pseudo_label_accuracy": correct / tf.maximum(known, 1.0),
             "teacher_lr": teacher_lr, "student_lr": student_lr,
+            "teacher_loss_scale": teacher_scale.value(),
+            "student_loss_scale": student_scale.value(),
         }, weights={"pseudo_label_accuracy": known})
 
     def _step_state(self):

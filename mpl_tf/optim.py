@@ -13,6 +13,7 @@ import re
 import tensorflow as tf
 
 from mpl_tf.distribute import tf_variable, update_each
+from mpl_tf.precision import LossScale
 
 
 def learning_rate(step, peak, schedule, total_steps, warmup_steps=0, wait_steps=0):
@@ -48,11 +49,14 @@ class MomentumSGD(tf.Module):
 
     `apply` takes gradients already summed over replicas, so clipping sees the global norm; build
     it inside the strategy scope before training (slots must not be created inside a step).
+    `loss_scale` is the optimizer's own dynamic loss scale under float16 (inert otherwise): take
+    gradients with `loss_scale.gradients` and report their finiteness to `loss_scale.update`.
     """
 
     def __init__(self, lr_fn, momentum=0.0, nesterov=False, weight_decay=0.0, clip_norm=0.0,
-                 name="sgd"):
+                 loss_scale=None, name="sgd"):
         super().__init__(name=name)
+        self.loss_scale = loss_scale or LossScale()
         self._lr_fn = lr_fn
         self._momentum = momentum
         self._nesterov = nesterov

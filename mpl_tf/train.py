@@ -21,6 +21,7 @@ from mpl_tf import loop
 from mpl_tf import models
 from mpl_tf import optim
 from mpl_tf import plots
+from mpl_tf import precision
 from mpl_tf import run_dir
 from mpl_tf.baselines import UDA, Supervised
 from mpl_tf.config import ConfigError, TrainingError
@@ -37,19 +38,25 @@ def make_optimizer(config, role):
     schedule = functools.partial(optim.learning_rate, peak=lr, schedule=config.lr_schedule,
                                  total_steps=config.train_steps, warmup_steps=warmup,
                                  wait_steps=wait)
+    loss_scale = precision.LossScale(dynamic=config.precision == "mixed_float16",
+                                     name=f"{role}_loss_scale")
     return optim.MomentumSGD(schedule, momentum=config.momentum, nesterov=config.nesterov,
                              weight_decay=config.weight_decay, clip_norm=config.grad_clip_norm,
-                             name=f"{role}_sgd")
+                             loss_scale=loss_scale, name=f"{role}_sgd")
 
 
-def build_model(config, input_shape, num_classes, method=None, dtype="float32", pixel_mean=None,
+def build_model(config, input_shape, num_classes, method=None, dtype=None, pixel_mean=None,
                 pixel_std=None):
     """The compiled, built Keras model for `method`; call inside the strategy scope.
+
+    Its networks compute in `dtype` (a dtype or Keras dtype policy; default: the policy of
+    `config.precision`).
 
     Seeds: the teacher (and the UDA network) start from 2*seed, the student (and the supervised
     network) from 2*seed+1, so each control starts where its MPL counterpart starts.
     """
     method = method or config.method
+    dtype = dtype or precision.policy_name(config.precision)
     teacher_seed, student_seed = 2 * config.seed, 2 * config.seed + 1
     network = functools.partial(models.build, config, input_shape, num_classes, dtype=dtype,
                                 pixel_mean=pixel_mean, pixel_std=pixel_std)

@@ -3,6 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
+from mpl_tf import loop
 from mpl_tf.config import Config
 from mpl_tf.train import build_model
 
@@ -54,6 +55,18 @@ def one_step(config, data, dtype="float64"):
     model = build(config, dtype)
     logs = model.train_step(data)
     return model, {k: float(v) for k, v in logs.items()}
+
+
+def run_fit(strategy, config, data, start_weights, steps):
+    """`steps` steps of the training driver on one repeated batch under `strategy`, from the
+    given (teacher, student) weights, networks in config.precision; returns the model."""
+    with strategy.scope():
+        model = build_model(config, INPUT_SHAPE, NUM_CLASSES)
+        model.teacher.set_weights(start_weights[0])
+        model.student.set_weights(start_weights[1])
+    dataset = tf.data.Dataset.from_tensors(data).repeat()
+    loop.fit(model, strategy, dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+    return model
 
 
 _MIRRORED = []

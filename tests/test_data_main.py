@@ -27,12 +27,14 @@ def image_folder(root):
     return root
 
 
-@pytest.mark.parametrize("dataset", ["digits", "folder"])
-def test_short_mpl_run_writes_results(tmp_path, dataset):
+@pytest.mark.parametrize("dataset,precision", [("digits", "float32"), ("folder", "float32"),
+                                               ("digits", "bfloat16")])
+def test_short_mpl_run_writes_results(tmp_path, dataset, precision):
     if dataset == "folder":
         dataset = f"folder:{image_folder(str(tmp_path / 'shapes'))}"
     model_dir = tmp_path / "run"
-    done = run_main(f"--dataset={dataset}", f"--model_dir={model_dir}", *RUN)
+    done = run_main(f"--dataset={dataset}", f"--model_dir={model_dir}",
+                    f"--precision={precision}", *RUN)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((model_dir / "results.json").read_text())
     assert results["dataset"] == dataset and results["train_steps"] == 200
@@ -40,6 +42,8 @@ def test_short_mpl_run_writes_results(tmp_path, dataset):
     assert len(json.loads((model_dir / "labeled_indices.json").read_text())["indices"]) == 50
     info = json.loads((model_dir / "dataset_info.json").read_text())
     assert info["view"] in ("pad_crop", "flip_pad_crop") and len(info["pixel_mean"]) in (1, 3)
+    assert json.loads((model_dir / "config.json").read_text())["precision"] == precision
+    assert (model_dir / "export" / "saved_model" / "saved_model.pb").exists()  # float32 export
 
 
 @pytest.mark.parametrize("flag,message", [

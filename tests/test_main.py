@@ -58,10 +58,12 @@ def test_two_moons_run_writes_the_run_dir_contract(tmp_path):
     ("--dataset=mnist", "--dataset=mnist is not valid; valid values: two_moons"),
     ("--num_labeled=1", "smaller than the number of classes"),
     ("--label_type=soft", "zero gradient"),
+    ("--precision=float64", "--precision=float64"),
+    ("--precision=mixed_float16 --strategy=tpu --tpu=local", "does not run on TPUs"),
 ])
 def test_bad_input_fails_in_one_line_before_training(tmp_path, flag, message):
     model_dir = tmp_path / "run"
-    done = run_main("--flagfile=flags/two_moons.cfg", f"--model_dir={model_dir}", flag)
+    done = run_main("--flagfile=flags/two_moons.cfg", f"--model_dir={model_dir}", *flag.split())
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr

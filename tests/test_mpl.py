@@ -5,11 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mpl_tf import loop
 from mpl_tf import losses
 from mpl_tf.train import build_model
 from mpl_testing import (INPUT_SHAPE, NUM_CLASSES, batch, build, distributed_step_config,
-                         one_step, tiny_config, two_cpu_mirrored_strategy, weights)
+                         one_step, run_fit, tiny_config, two_cpu_mirrored_strategy, weights)
 
 
 def test_student_update_equals_a_hand_computed_sgd_step():
@@ -82,16 +81,6 @@ def test_baselines_train_their_one_network(method):
     assert any(np.abs(a - b).max() > 0 for a, b in zip(before, weights(model.network)))
 
 
-def _run_fit(strategy, config, data, start_weights, steps):
-    with strategy.scope():
-        model = build_model(config, INPUT_SHAPE, NUM_CLASSES, dtype="float32")
-        model.teacher.set_weights(start_weights[0])
-        model.student.set_weights(start_weights[1])
-    dataset = tf.data.Dataset.from_tensors(data).repeat()
-    loop.fit(model, strategy, dataset, steps_per_epoch=steps, epochs=1, verbose=0)
-    return model
-
-
 @pytest.mark.parametrize("label_type,feedback", [("argmax", "dot"), ("argmax", "taylor"),
                                                  ("soft", "exact")])
 def test_mirrored_two_replicas_match_one_device(label_type, feedback):
@@ -101,8 +90,8 @@ def test_mirrored_two_replicas_match_one_device(label_type, feedback):
     data = batch(config, dtype="float32")
     reference = build_model(config, INPUT_SHAPE, NUM_CLASSES)
     start = (reference.teacher.get_weights(), reference.student.get_weights())
-    one = _run_fit(tf.distribute.get_strategy(), config, data, start, steps=3)
-    two = _run_fit(two_cpu_mirrored_strategy(), config, data, start, steps=3)
+    one = run_fit(tf.distribute.get_strategy(), config, data, start, steps=3)
+    two = run_fit(two_cpu_mirrored_strategy(), config, data, start, steps=3)
     for network in ("teacher", "student", "ema_network"):
         for a, b in zip(weights(getattr(one, network)), weights(getattr(two, network))):
             np.testing.assert_allclose(a, b, atol=1e-5)

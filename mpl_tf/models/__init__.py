@@ -11,6 +11,7 @@ from mpl_tf.models.cnn import cnn
 from mpl_tf.models.mlp import mlp
 from mpl_tf.models.resnet import resnet50
 from mpl_tf.models.wide_resnet import wide_resnet
+from mpl_tf.precision import variable_dtype
 
 
 # Smallest image side each convolutional network accepts: the WRN halves its input twice and
@@ -22,16 +23,20 @@ def build(config, input_shape, num_classes, seed, name, dtype="float32", pixel_m
           pixel_std=None):
     """The network `config.model` names, initialised from `seed`, returning logits.
 
-    With `pixel_mean`/`pixel_std` (per channel, on the 0-255 scale) the inputs are normalised
-    inside the network.
+    `dtype` is a dtype or a Keras dtype policy (`mixed_bfloat16`, `mixed_float16`: see
+    mpl_tf/precision.py); inputs and logits are in its variable dtype. With
+    `pixel_mean`/`pixel_std` (per channel, on the 0-255 scale) the inputs are normalised inside
+    the network.
     """
     body_name = name if pixel_mean is None else f"{name}_body"
     body = _body(config, tuple(input_shape), num_classes, seed, body_name, dtype)
     if pixel_mean is None:
         return body
-    inputs = keras.Input(shape=input_shape, dtype=dtype)
+    # Normalised in float32 (the policy's variable dtype) even when the body computes in 16
+    # bits: 0-255 pixels in bfloat16 would lose their fractional part.
+    inputs = keras.Input(shape=input_shape, dtype=variable_dtype(dtype))
     normalized = keras.layers.Normalization(
-        mean=list(pixel_mean), variance=[s * s for s in pixel_std], dtype=dtype,
+        mean=list(pixel_mean), variance=[s * s for s in pixel_std], dtype=variable_dtype(dtype),
         name="normalize")(inputs)
     return keras.Model(inputs, body(normalized), name=name)
 

@@ -8,6 +8,7 @@ at least 8x8 and any channel count give the same head; initializers as in the WR
 import keras
 
 from mpl_tf.models.wide_resnet import LayerSeeds, batch_norm_layer, classifier_head, conv
+from mpl_tf.precision import variable_dtype
 
 # (filters, max-pool after the layer)
 LAYERS = ((32, False), (32, True), (48, False))
@@ -18,7 +19,7 @@ def cnn(input_shape, num_classes, dropout_rate=0.0, bn_momentum=0.99, bn_epsilon
     """The digits CNN returning logits."""
     seeds = LayerSeeds(seed)
     batch_norm = batch_norm_layer(bn_momentum, bn_epsilon, fused_batch_norm, dtype)
-    inputs = keras.Input(shape=input_shape, dtype=dtype)
+    inputs = keras.Input(shape=input_shape, dtype=variable_dtype(dtype))
     x = inputs
     for i, (filters, pool) in enumerate(LAYERS, start=1):
         x = conv(x, filters, 3, 1, seeds, dtype, f"conv_{i}")

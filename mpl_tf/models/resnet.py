@@ -5,6 +5,7 @@ convolutions, BN after the projection shortcut, and a GAP -> dropout -> dense he
 import keras
 
 from mpl_tf.models.wide_resnet import LayerSeeds, batch_norm_layer, classifier_head, conv
+from mpl_tf.precision import variable_dtype
 
 # (bottleneck output channels, blocks, stride of the stage's first block)
 STAGES = ((256, 3, 1), (512, 4, 2), (1024, 6, 2), (2048, 3, 2))
@@ -36,7 +37,7 @@ def resnet50(input_shape, num_classes, dropout_rate=0.0, bn_momentum=0.99, bn_ep
         y = keras.layers.Add(dtype=dtype, name=f"{name}_add")([y, shortcut])
         return keras.layers.ReLU(dtype=dtype, name=f"{name}_out")(y)
 
-    inputs = keras.Input(shape=input_shape, dtype=dtype)
+    inputs = keras.Input(shape=input_shape, dtype=variable_dtype(dtype))
     x = conv_bn(inputs, 64, 7, 2, "stem")
     x = keras.layers.MaxPooling2D(3, 2, padding="same", dtype=dtype, name="stem_pool")(x)
     index = 1
