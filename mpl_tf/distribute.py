@@ -3,6 +3,7 @@ operations every training step needs (summing over replicas, updating variables 
 
 import json
 import os
+import socket
 
 import tensorflow as tf
 
@@ -72,12 +73,27 @@ def _tpu_strategy(address):
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
             tpu="" if address == "local" else address)
+        _check_reachable(resolver.master())
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
-    except (ValueError, tf.errors.OpError, RuntimeError) as e:
+    except (ValueError, tf.errors.OpError, RuntimeError, OSError) as e:  # OSError: URLError too
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError(f"--tpu={address}: cannot reach the TPU ({reason})") from None
     return tf.distribute.TPUStrategy(resolver)
+
+
+def _check_reachable(master, timeout_seconds=15):
+    """Raises OSError unless a grpc://host:port master accepts a TCP connection: TensorFlow's
+    own connect waits forever on an address where nothing listens."""
+    if not master.startswith("grpc://"):
+        return  # a local TPU VM: nothing to dial
+    host, _, port = master[len("grpc://"):].rpartition(":")
+    try:
+        port = int(port)
+    except ValueError:
+        raise OSError(f"{master} is not grpc://host:port") from None
+    with socket.create_connection((host, port), timeout=timeout_seconds):
+        pass
 
 
 def is_chief(a_strategy):

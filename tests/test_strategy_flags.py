@@ -22,6 +22,10 @@ def run_main(tmp_path, *args, env=None):
 
 @pytest.mark.parametrize("args,env,message", [
     (["--strategy=tpu"], None, "--strategy=tpu needs --tpu=ADDRESS"),
+    # Nothing listens there (TensorFlow's own connect would wait forever) / no such TPU name.
+    (["--strategy=tpu", "--tpu=grpc://127.0.0.1:1"], None,
+     "--tpu=grpc://127.0.0.1:1: cannot reach the TPU"),
+    (["--tpu=no-such-tpu"], None, "--tpu=no-such-tpu: cannot reach the TPU"),
     (["--strategy=multi_worker"], {"TF_CONFIG": ""}, "--strategy=multi_worker needs TF_CONFIG"),
     (["--strategy=auto"], {"TF_CONFIG": "{not json"}, "TF_CONFIG is malformed"),
     (["--strategy=multi_worker"], {"TF_CONFIG": json.dumps(
