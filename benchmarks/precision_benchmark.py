@@ -24,6 +24,7 @@ import numpy as np
 from absl import flags
 
 from benchmarks import ablation
+from mpl_tf import run_dir
 
 RECIPE = "flags/digits.cfg"
 
@@ -51,7 +52,7 @@ def main(argv):
     speed = measure_speed(base, data, cfg)
     results = {"command": shlex.join(["python", "-m", "benchmarks.precision_benchmark",
                                       *argv[1:]]),
-               "recipe": RECIPE, "cpu": _cpu(), "tensorflow": tf.__version__,
+               "recipe": RECIPE, "cpu": run_dir.cpu_model(), "tensorflow": tf.__version__,
                "load_average_before": load_before, "load_average_after": os.getloadavg(),
                "rounds": cfg.rounds, "steps_per_round": cfg.steps_per_round,
                "warmup_steps": cfg.warmup_steps, "speed": speed}
@@ -133,12 +134,6 @@ def _steps(step, iterator, strategy, count):
     for _ in range(count):
         logs = step(iterator)
     loop.logs_to_python(strategy, logs)
-
-
-def _cpu():
-    with open("/proc/cpuinfo") as f:
-        return next((line.split(":", 1)[1].strip() for line in f
-                     if line.startswith("model name")), "unknown")
 
 
 # --- accuracy ----------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from mpl_tf import losses
+from mpl_tf import run_dir
 from mpl_tf.models import leaf_layers
 from mpl_tf.config import Config
 from mpl_tf.train import build_model
@@ -133,12 +134,7 @@ def batches():
 
 
 def machine():
-    cpu = "unknown"
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f
-                        if line.startswith("model name")), cpu)
-    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
+    return {"cpu": run_dir.cpu_model(), "cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
             "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
@@ -462,12 +458,16 @@ def markdown(results):
                     f"({profiler[name]['all_ops'] / 1e9:.2f} all ops)"
                     for name in ("mpl", "supervised"))
         + ". The profiler's graph still holds the first convolution's input gradient, which "
-        "Grappler prunes before running.", "",
+        "Grappler prunes before running.", ""]
+    breakdown = results["mpl_breakdown_float32_jit_off"]
+    if breakdown is None:  # float32 was not measured
+        return "\n".join(lines) + "\n"
+    lines += [
         "## MPL step breakdown (float32, jit off; step "
-        f"{results['mpl_breakdown_float32_jit_off']['step_seconds']} s)", "",
+        f"{breakdown['step_seconds']} s)", "",
         "| part | s | share | GFLOP | GFLOP/s |", "|---|---|---|---|---|",
     ]
-    for name, part in results["mpl_breakdown_float32_jit_off"]["parts"].items():
+    for name, part in breakdown["parts"].items():
         lines.append(f"| {name} | {part['seconds']:.3f} | {part['share_of_step']:.1%} | "
                      f"{part.get('gflop') or ''} | {part.get('gflops_per_second') or ''} |")
     return "\n".join(lines) + "\n"

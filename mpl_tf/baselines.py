@@ -39,11 +39,12 @@ class _SingleNetwork(ClassifierTrainer):
             loss, logs = self.objective(data)
         grads = replica_sum(loss_scale.gradients(tape, loss, variables))
         logs = dict(zip(logs, replica_sum(list(logs.values()))))
-        ok = all_finite([*grads, logs["loss"]])
+        grads_finite = all_finite(grads)
+        ok = tf.logical_and(grads_finite, all_finite([logs["loss"]]))
         lr = self.network_optimizer.apply(grads, variables, apply_if=ok)
         restore_unless(ok, statistics, saved_statistics)
         self.update_ema(step, apply_if=ok)
-        loss_scale.update(ok)
+        loss_scale.update(grads_finite)
         return self.record(ok, {**logs, "lr": lr, "loss_scale": loss_scale.value()})
 
 

@@ -92,7 +92,7 @@ def _check_reachable(master, timeout_seconds=15):
         port = int(port)
     except ValueError:
         raise OSError(f"{master} is not grpc://host:port") from None
-    with socket.create_connection((host, port), timeout=timeout_seconds):
+    with socket.create_connection((host.strip("[]"), port), timeout=timeout_seconds):
         pass
 
 

@@ -143,7 +143,9 @@ class MetaPseudoLabels(ClassifierTrainer):
         restore_unless(ok, step_state, saved_state)
         self.update_ema(step, apply_if=ok)
         student_scale.update(student_finite)
-        teacher_scale.update(teacher_finite)
+        # A student overflow makes h (dot) or the exact term non-finite, and so the teacher's
+        # gradients: that says nothing about the teacher's own scale.
+        teacher_scale.update(teacher_finite, counts=student_finite)
 
         teacher_loss, supervised, uda, student_loss, masked, correct, known = replica_sum([
             teacher_loss, supervised, uda, student_loss, tf.reduce_sum(uda_mask),

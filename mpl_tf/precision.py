@@ -16,12 +16,9 @@ import tensorflow as tf
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "mixed_float16": "mixed_float16"}
 
 
-def policy_name(precision):
-    return POLICIES[precision]
-
-
 class LossScale(tf.Module):
-    """Dynamic loss scaling, as Keras' LossScaleOptimizer does it, for our own optimizer.
+    """Dynamic loss scaling for our own optimizer, like Keras' LossScaleOptimizer (which has no
+    floor; this scale never drops below 1).
 
     The loss is multiplied by `scale` before differentiation so small float16 gradients do not
     flush to zero, and the gradients are divided by it afterwards. A step whose gradients are
@@ -58,16 +55,19 @@ class LossScale(tf.Module):
         grads = tape.gradient(loss, variables, output_gradients=scale)
         return [g / tf.cast(scale, g.dtype) for g in grads]
 
-    def update(self, finite):
+    def update(self, finite, counts=True):
         """After a step: halve on non-finite gradients (never below 1), double after
-        `growth_steps` finite ones. `finite` must be the same on every replica."""
+        `growth_steps` finite ones; a step that does not `count` (its gradients were spoilt
+        upstream) changes nothing. Both flags must be the same on every replica."""
         if not self.dynamic:
             return
         count = tf.where(finite, self.finite_steps + 1, tf.zeros_like(self.finite_steps))
         grow = count >= self._growth_steps
         factor = tf.where(finite, tf.where(grow, 2.0, 1.0), 0.5)
-        self.scale.assign(tf.maximum(self.scale * factor, 1.0))
-        self.finite_steps.assign(tf.where(grow, tf.zeros_like(count), count))
+        new_scale = tf.maximum(self.scale * factor, 1.0)
+        new_count = tf.where(grow, tf.zeros_like(count), count)
+        self.scale.assign(tf.where(counts, new_scale, self.scale))
+        self.finite_steps.assign(tf.where(counts, new_count, self.finite_steps))
 
 
 def variable_dtype(dtype):

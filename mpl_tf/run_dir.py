@@ -11,7 +11,7 @@ import platform
 import shutil
 import tempfile
 
-from mpl_tf.config import ConfigError
+from mpl_tf.config import Config, ConfigError
 
 SERVING_WEIGHTS = os.path.join("model", "serving.weights.h5")
 TRAINED_WEIGHTS = os.path.join("model", "trained.weights.h5")  # the served network before finetuning
@@ -57,10 +57,11 @@ _RESUMABLE_CHANGES = {"model_dir", "strategy", "tpu", "eval_batch_size",
 
 
 def _changed_fields(saved_config_path, config):
-    """Names of the fields where `config` differs from the saved config.json, if any."""
+    """Names of the fields where `config` differs from the saved config.json, if any. A field
+    the saved config lacks (written before the field existed) counts as its default."""
     if not os.path.exists(saved_config_path):
         return []
-    saved = read_json(saved_config_path)
+    saved = {**json.loads(Config().to_json()), **read_json(saved_config_path)}
     current = json.loads(config.to_json())
     return sorted(k for k in current if k not in _RESUMABLE_CHANGES and saved.get(k) != current[k])
 
@@ -79,7 +80,16 @@ def versions():
         except metadata.PackageNotFoundError:
             found[name] = None
     return {"python": platform.python_version(), "platform": platform.platform(),
-            "packages": found}
+            "cpu": cpu_model(), "packages": found}
+
+
+def cpu_model():
+    """The CPU's model name (Linux), which speed and bfloat16 support depend on."""
+    if not os.path.exists("/proc/cpuinfo"):
+        return platform.processor() or "unknown"
+    with open("/proc/cpuinfo") as f:
+        return next((line.split(":", 1)[1].strip() for line in f
+                     if line.startswith("model name")), "unknown")
 
 
 def read_json(path):

@@ -56,7 +56,7 @@ def build_model(config, input_shape, num_classes, method=None, dtype=None, pixel
     network) from 2*seed+1, so each control starts where its MPL counterpart starts.
     """
     method = method or config.method
-    dtype = dtype or precision.policy_name(config.precision)
+    dtype = dtype or precision.POLICIES[config.precision]
     teacher_seed, student_seed = 2 * config.seed, 2 * config.seed + 1
     network = functools.partial(models.build, config, input_shape, num_classes, dtype=dtype,
                                 pixel_mean=pixel_mean, pixel_std=pixel_std)

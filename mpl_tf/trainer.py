@@ -89,14 +89,19 @@ class ClassifierTrainer(keras.Model):
 
     def record(self, ok, values, weights=None):
         """Counts the step as finite or not (`ok`) and updates the trackers with its
-        already-global values; returns the training logs."""
+        already-global values; returns the training logs. A rejected step is counted but left
+        out of the averages: its values are not finite, or describe an update that was undone
+        (a float16 loss-scale overflow is routine, and must not turn an epoch's logs to NaN)."""
         bad = tf.cast(tf.logical_not(ok), tf.int64)
         self.steps_run.assign_add(1)
         self.nonfinite_in_a_row.assign((self.nonfinite_in_a_row + bad) * bad)
         self.nonfinite_steps.assign_add(bad)
+        applied = tf.cast(ok, tf.float32)
         weights = weights or {}
         for name, value in values.items():
-            self.trackers[name].update_state(value, sample_weight=weights.get(name))
+            weight = applied * tf.cast(weights.get(name, 1.0), tf.float32)
+            self.trackers[name].update_state(tf.where(ok, value, tf.zeros_like(value)),
+                                             sample_weight=weight)
         logs = {name: tracker.result() for name, tracker in self.trackers.items()}
         return {**logs, "nonfinite_in_a_row": self.nonfinite_in_a_row.value,
                 "nonfinite_steps": self.nonfinite_steps.value}

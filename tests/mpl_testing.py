@@ -57,13 +57,17 @@ def one_step(config, data, dtype="float64"):
     return model, {k: float(v) for k, v in logs.items()}
 
 
-def run_fit(strategy, config, data, start_weights, steps):
+def run_fit(strategy, config, data, start_weights, steps, loss_scale=None):
     """`steps` steps of the training driver on one repeated batch under `strategy`, from the
-    given (teacher, student) weights, networks in config.precision; returns the model."""
+    given (teacher, student) weights (and both optimizers' `loss_scale`, under float16),
+    networks in config.precision; returns the model."""
     with strategy.scope():
         model = build_model(config, INPUT_SHAPE, NUM_CLASSES)
         model.teacher.set_weights(start_weights[0])
         model.student.set_weights(start_weights[1])
+        for optimizer in (model.teacher_optimizer, model.student_optimizer):
+            if loss_scale is not None:
+                optimizer.loss_scale.scale.assign(loss_scale)
     dataset = tf.data.Dataset.from_tensors(data).repeat()
     loop.fit(model, strategy, dataset, steps_per_epoch=steps, epochs=1, verbose=0)
     return model

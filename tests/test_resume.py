@@ -1,6 +1,7 @@
 """Durability: kill -9 mid-run and rerun the same command -> the same final weights as an
 uninterrupted run; an unreadable newest checkpoint falls back to the previous one."""
 
+import json
 import os
 import signal
 import subprocess
@@ -12,7 +13,8 @@ import pytest
 import tensorflow as tf
 
 from mpl_tf import checkpoints
-from mpl_tf.config import Config
+from mpl_tf import run_dir
+from mpl_tf.config import Config, ConfigError
 from mpl_tf.train import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -89,6 +91,17 @@ def test_a_different_config_refuses_to_resume(tmp_path):
     assert again.stderr.strip().splitlines() == [
         f"error: --model_dir={model_dir} holds checkpoints of a run with a different config "
         "(teacher_lr, train_steps); pass --overwrite to start over"]
+
+
+def test_a_config_saved_before_a_field_existed_resumes_at_its_default(tmp_path):
+    config = Config(model_dir=str(tmp_path / "run"))
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    older = json.loads(config.to_json())
+    del older["precision"]  # config.json of a run from before --precision
+    (tmp_path / "run" / "config.json").write_text(json.dumps(older))
+    run_dir.prepare(config)
+    with pytest.raises(ConfigError, match=r"different config \(precision\)"):
+        run_dir.prepare(config.replace(precision="bfloat16"))
 
 
 @pytest.mark.parametrize("flag", ["--checkpoint_every=300"])

@@ -49,7 +49,7 @@ def conv(x, filters, kernel_size, stride, seeds, dtype, name):
                                dtype=dtype, name=name)(x)
 
 
-# Input dtypes the fused kernel takes (its statistics, scale and offset are float32).
+# Layer compute dtypes the fused kernel takes (its statistics, scale and offset are float32).
 _FUSED_DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -85,7 +85,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
         self.moving_variance.assign(
             self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
-        return tf.cast(y, self.compute_dtype)
+        return y
 
 
 def batch_norm_layer(momentum, epsilon, fused, dtype):
