@@ -21,10 +21,14 @@ import sys
 import time
 
 import numpy as np
+import tensorflow as tf
 from absl import flags
 
 from benchmarks import ablation
+from mpl_tf import loop
 from mpl_tf import run_dir
+from mpl_tf.data import pipeline, sources
+from mpl_tf.train import build_model
 
 RECIPE = "flags/digits.cfg"
 
@@ -43,10 +47,6 @@ def main(argv):
     cfg = flags.FLAGS
     out = cfg.out or "benchmarks/results/precision_benchmark"
     started = time.time()
-    import tensorflow as tf
-
-    from mpl_tf.data import sources
-
     data = sources.load(base)
     load_before = os.getloadavg()
     speed = measure_speed(base, data, cfg)
@@ -68,12 +68,6 @@ def main(argv):
 
 def measure_speed(base, data, cfg):
     """{"PRECISION/jit-X": {...}}: steps per second with the pipeline and on a fixed batch."""
-    import tensorflow as tf
-
-    from mpl_tf import loop
-    from mpl_tf.data import pipeline
-    from mpl_tf.train import build_model
-
     strategy = tf.distribute.get_strategy()
     settings, calls = {}, {}
     for precision in cfg.precisions:
@@ -121,16 +115,12 @@ def measure_speed(base, data, cfg):
 def _repeat_first(distributed_dataset, strategy):
     """A distributed iterator over the dataset's first batch, repeated (the step without
     input work)."""
-    import tensorflow as tf
-
     first = next(iter(distributed_dataset))
     repeated = tf.data.Dataset.from_tensors(first).repeat()
     return iter(strategy.experimental_distribute_dataset(repeated))
 
 
 def _steps(step, iterator, strategy, count):
-    from mpl_tf import loop
-
     for _ in range(count):
         logs = step(iterator)
     loop.logs_to_python(strategy, logs)
@@ -186,8 +176,9 @@ def markdown(results):
                   "| variant | test, before finetune | test, after finetune | val (selected) | "
                   "seconds per run |", "|---|---|---|---|---|"]
         for r in accuracy["rows"]:
-            lines.append(f"| {r['variant']} | {ablation.percent(r['test_accuracy_before_finetune'])}"
-                         f" | {ablation.percent(r['test_accuracy'])} | "
+            lines.append(f"| {r['variant']} | "
+                         f"{ablation.percent(r['test_accuracy_before_finetune'])} | "
+                         f"{ablation.percent(r['test_accuracy'])} | "
                          f"{ablation.percent(r['val_accuracy_before_finetune'])} | "
                          f"{np.mean(r['wall_seconds']):.0f} |")
         d = accuracy["bfloat16_minus_float32_pp"]

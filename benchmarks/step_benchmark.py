@@ -134,8 +134,8 @@ def batches():
 
 
 def machine():
-    return {"cpu": run_dir.cpu_model(), "cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
-            "tensorflow": tf.__version__, "keras": keras.__version__}
+    return {"cpu": run_dir.cpu_model(), "cores": len(os.sched_getaffinity(0)),
+            "python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
 def matmul_call(precision):
