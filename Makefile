@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed-requirements
 SEEDS ?= 0 1 2 3 4
 
-.PHONY: demo test two_moons_table digits_table precision_table speed
+.PHONY: demo test two_moons_table digits_table precision_table speed torch_reference
 
 $(INSTALLED): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,4 +35,15 @@ precision_table: $(INSTALLED)
 speed: $(INSTALLED)
 	$(PY) -m benchmarks.step_benchmark
 	$(PY) -m benchmarks.op_profile
+	$(PY) -m benchmarks.efficiency_bound
 	$(PY) -m benchmarks.pipeline_benchmark
+
+# The same step in PyTorch, for comparison, in a venv of its own (PyTorch is not a dependency).
+# torch==2.13.0 is the CPU build this machine keeps on disk; elsewhere pass the CPU build, e.g.
+# TORCH_INSTALL="torch --index-url https://download.pytorch.org/whl/cpu".
+TORCH_VENV := .venv-torch
+TORCH_INSTALL ?= torch==2.13.0
+torch_reference:
+	test -x $(TORCH_VENV)/bin/python || $(PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/pip install --quiet --disable-pip-version-check $(TORCH_INSTALL) numpy absl-py
+	$(TORCH_VENV)/bin/python -m benchmarks.torch_reference
