@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed-requirements
 SEEDS ?= 0 1 2 3 4
 
-.PHONY: demo test two_moons_table digits_table precision_table speed torch_reference
+.PHONY: demo test two_moons_table digits_table precision_table speed torch_reference fused_bn_act
 
 $(INSTALLED): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,10 +32,25 @@ precision_table: $(INSTALLED)
 	$(PY) -m benchmarks.precision_benchmark --precisions=mixed_float16 --jit=off --rounds=3 \
 	    --steps_per_round=3 --warmup_steps=2 --out=benchmarks/results/precision_benchmark_float16
 
-speed: $(INSTALLED)
+# benchmarks/fused_bn_act.cc, an experiment of efficiency_bound's (not part of the library),
+# built against the installed TensorFlow. -mno-avx512fp16: TF's Eigen headers do not compile
+# with GCC 12's AVX512-FP16; -w: those headers warn by the hundred (the file itself builds clean
+# with -Wall).
+FUSED_OP := benchmarks/fused_bn_act.so
+CXX ?= g++
+$(FUSED_OP): benchmarks/fused_bn_act.cc $(INSTALLED)
+	$(CXX) -shared -fPIC -O3 -march=native -mno-avx512fp16 -mprefer-vector-width=512 \
+	    -w \
+	    $$($(PY) -c "import tensorflow as tf; print(' '.join(tf.sysconfig.get_compile_flags()))") \
+	    $< -o $@ \
+	    $$($(PY) -c "import tensorflow as tf; print(' '.join(tf.sysconfig.get_link_flags()))")
+
+fused_bn_act: $(FUSED_OP)
+
+speed: $(INSTALLED) $(FUSED_OP)
 	$(PY) -m benchmarks.step_benchmark
 	$(PY) -m benchmarks.op_profile
-	$(PY) -m benchmarks.efficiency_bound
+	$(PY) -m benchmarks.efficiency_bound --repeats=9
 	$(PY) -m benchmarks.pipeline_benchmark
 
 # The same step in PyTorch, for comparison, in a venv of its own (PyTorch is not a dependency).
