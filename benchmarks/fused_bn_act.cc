@@ -126,6 +126,30 @@ class BnActKernel : public OpKernel {
         });
   }
 
+  // Sets x's (channels, rows) (x = input(x_index), NHWC: channels last, rows everything else)
+  // after checking that it is non-empty, that the `per_channel` inputs have one value per
+  // channel and that the `like_x` inputs have x's shape; on a bad input fails the op, false.
+  static bool Layout(OpKernelContext* ctx, int x_index, std::initializer_list<int> per_channel,
+                     std::initializer_list<int> like_x, int64_t* channels, int64_t* rows) {
+    const Tensor& x = ctx->input(x_index);
+    auto fail = [ctx](const char* what) {
+      ctx->SetStatus(absl::InvalidArgumentError(what));
+      return false;
+    };
+    if (x.dims() < 1 || x.NumElements() == 0) return fail("x must be a non-empty NHWC tensor");
+    *channels = x.dim_size(x.dims() - 1);
+    *rows = x.NumElements() / *channels;
+    for (int i : per_channel)
+      if (ctx->input(i).NumElements() != *channels)
+        return fail("gamma, beta, mean and variance need one value per channel of x");
+    for (int i : like_x)
+      if (ctx->input(i).shape() != x.shape()) return fail("dy must have x's shape");
+    return true;
+  }
+
+  // 1 / sqrt(variance + epsilon), computed alike forward and backward (the sign of z must agree).
+  float InverseStd(float variance) const { return 1.f / std::sqrt(variance + epsilon_); }
+
   static int64_t Blocks(int64_t rows) { return (rows + kBlockRows - 1) / kBlockRows; }
 
   // Adds up the per-block partial sums of one channel in double.
@@ -143,10 +167,9 @@ class ForwardOp : public BnActKernel {
   using BnActKernel::BnActKernel;
 
   void Compute(OpKernelContext* ctx) override {
+    int64_t channels, rows;
+    if (!Layout(ctx, /*x_index=*/0, {1, 2}, {}, &channels, &rows)) return;
     const Tensor& x_tensor = ctx->input(0);
-    const int64_t channels = x_tensor.dim_size(x_tensor.dims() - 1);
-    const int64_t rows = x_tensor.NumElements() / channels;
-    OP_REQUIRES(ctx, rows > 0, absl::InvalidArgumentError("empty batch"));
     const float* x = x_tensor.flat<float>().data();
     const float* gamma = ctx->input(1).flat<float>().data();
     const float* beta = ctx->input(2).flat<float>().data();
@@ -167,7 +190,7 @@ class ForwardOp : public BnActKernel {
       const double var = Total(square_sum, channels, c) / rows - shifted_mean * shifted_mean;
       mean_out[c] = static_cast<float>(shifted_mean + x[c]);
       variance_out[c] = static_cast<float>(std::max(var, 0.0));  // biased, as Keras averages
-      scale[c] = gamma[c] / std::sqrt(variance_out[c] + epsilon_);
+      scale[c] = gamma[c] * InverseStd(variance_out[c]);
       shift[c] = beta[c] - mean_out[c] * scale[c];
     }
     float* out = y->flat<float>().data();
@@ -183,9 +206,9 @@ class BackwardOp : public BnActKernel {
   using BnActKernel::BnActKernel;
 
   void Compute(OpKernelContext* ctx) override {
+    int64_t channels, rows;
+    if (!Layout(ctx, /*x_index=*/1, {2, 3, 4, 5}, {0}, &channels, &rows)) return;
     const Tensor& x_tensor = ctx->input(1);
-    const int64_t channels = x_tensor.dim_size(x_tensor.dims() - 1);
-    const int64_t rows = x_tensor.NumElements() / channels;
     const float* dy = ctx->input(0).flat<float>().data();
     const float* x = x_tensor.flat<float>().data();
     const float* gamma = ctx->input(2).flat<float>().data();
@@ -198,7 +221,7 @@ class BackwardOp : public BnActKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({channels}), &dbeta));
     std::vector<float> inv_std(channels), scale(channels), shift(channels);
     for (int64_t c = 0; c < channels; ++c) {
-      inv_std[c] = 1.f / std::sqrt(variance[c] + epsilon_);
+      inv_std[c] = InverseStd(variance[c]);
       scale[c] = gamma[c] * inv_std[c];
       shift[c] = beta[c] - mean[c] * scale[c];
     }

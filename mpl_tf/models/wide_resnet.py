@@ -67,11 +67,16 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     exact feedback) must use keras.layers.BatchNormalization.
     """
 
+    def fusable(self, inputs, training, mask):
+        """Whether this call is training-mode BN over the channels of an NHWC batch, with a
+        learned scale and offset, in a dtype the fused kernel takes."""
+        return bool(training and self.trainable and mask is None and len(inputs.shape) == 4
+                    and self.axis in (-1, 3) and self.compute_dtype in _FUSED_DTYPES
+                    and self.center and self.scale and not self.renorm
+                    and not self.synchronized)
+
     def call(self, inputs, training=None, mask=None):
-        fusable = (training and self.trainable and mask is None and len(inputs.shape) == 4
-                   and self.axis in (-1, 3) and self.compute_dtype in _FUSED_DTYPES
-                   and self.center and self.scale and not self.renorm and not self.synchronized)
-        if not fusable:
+        if not self.fusable(inputs, training, mask):
             return super().call(inputs, training=training, mask=mask)
         # 16-bit inputs stay 16-bit: the kernel accumulates its statistics in float32 and
         # takes float32 scale and offset (Keras' own BN would cast the whole tensor instead).
