@@ -40,18 +40,31 @@ def restore_latest(checkpoint_manager):
 
 class SaveEvery(keras.callbacks.Callback):
     """Saves a checkpoint at the end of every epoch whose last step is a multiple of `every`,
-    and at the last step; named by the step."""
+    and at the last step; named by the step.
 
-    def __init__(self, checkpoint_manager, every, last_step):
+    Each of `companions` (state kept outside the trainer, e.g. model selection's) saves its own
+    with `save(directory, step)` just before, so a checkpoint never exists without it, and
+    drops what belongs to checkpoints no longer kept with `prune(directory, kept_steps)` just
+    after.
+    """
+
+    def __init__(self, checkpoint_manager, every, last_step, companions=()):
         super().__init__()
         self.checkpoint_manager = checkpoint_manager
         self.every = every
         self.last_step = last_step
+        self.companions = companions
 
     def on_epoch_end(self, epoch, logs=None):
         step = int(self.model.steps_run.numpy())
         if step % self.every == 0 or step >= self.last_step:
+            directory = self.checkpoint_manager.directory
+            for companion in self.companions:
+                companion.save(directory, step)
             self.checkpoint_manager.save(checkpoint_number=step)
+            kept = [int(path.rsplit("-", 1)[1]) for path in self.checkpoint_manager.checkpoints]
+            for companion in self.companions:
+                companion.prune(directory, kept)
 
 
 def directory(model_dir, name):

@@ -94,8 +94,9 @@ def fit(config, data, strategy, method=None, log_dir=None, initial_weights=None,
             model.trained_network.set_weights(initial_weights)
     diverged = StopOnNonFinite(config.max_nonfinite_steps)
     callbacks, start_step = [diverged], 0
-    if config.select_on_val:
-        callbacks.append(SelectOnValidation(data, config.eval_batch_size))
+    selection = SelectOnValidation(data, config.eval_batch_size) if config.select_on_val else None
+    if selection:
+        callbacks.append(selection)
     steps_per_epoch = min(config.log_every, config.train_steps)
     if log_dir:
         saver = checkpoints.manager(model, checkpoints.directory(log_dir, log_name))
@@ -104,12 +105,15 @@ def fit(config, data, strategy, method=None, log_dir=None, initial_weights=None,
         if checkpoints.restore_latest(source):
             start_step = int(model.steps_run.numpy())
             print(f"Resuming {log_name} from step {start_step}", flush=True)
+            if selection:
+                selection.restore(source.directory, start_step)
         csv_log = os.path.join(log_dir, f"{log_name}_log.csv")
         _drop_csv_rows_from(csv_log, start_step // steps_per_epoch)
         callbacks += [keras.callbacks.TensorBoard(os.path.join(log_dir, "logs", log_name)),
                       keras.callbacks.CSVLogger(csv_log, append=start_step > 0),
                       checkpoints.SaveEvery(saver, config.checkpoint_every or steps_per_epoch,
-                                            config.train_steps)]
+                                            config.train_steps,
+                                            companions=[selection] if selection else [])]
     history = loop.fit(model, strategy, pipeline.train_input(data, config, strategy, start_step),
                        initial_epoch=start_step // steps_per_epoch,
                        epochs=config.train_steps // steps_per_epoch,
@@ -149,13 +153,45 @@ def _read_csv_log(path):
 
 class SelectOnValidation(keras.callbacks.Callback):
     """Model selection on the validation split, never the test split: evaluates the served
-    network after every epoch and puts the best epoch's weights back when training ends."""
+    network after every epoch and puts the best epoch's weights back when training ends.
+
+    Its state (the best epoch so far, and its weights) is saved with every checkpoint and
+    restored with it, so a resumed run selects among all its epochs, not just those after the
+    resume.
+    """
 
     def __init__(self, data, batch_size):
         super().__init__()
         self.data = data
         self.batch_size = batch_size
         self.best_accuracy, self.best_step, self.best_weights = -1.0, None, None
+
+    def save(self, directory, step):
+        """Saves the state as of checkpoint `step` (through a temporary file)."""
+        os.makedirs(directory, exist_ok=True)
+        path = selection_path(directory, step)
+        tmp = path[:-len(".npz")] + ".tmp.npz"
+        np.savez(tmp, *(self.best_weights or []), best_accuracy=self.best_accuracy,
+                 best_step=-1 if self.best_step is None else self.best_step)
+        os.replace(tmp, path)
+
+    def prune(self, directory, kept_steps):
+        """Removes the state saved with checkpoints no longer kept."""
+        for step in _selection_steps(directory):
+            if step not in kept_steps:
+                run_dir.remove(selection_path(directory, step))
+
+    def restore(self, directory, step):
+        """The state saved with checkpoint `step`; none there (a run dir from before selection
+        was checkpointed) leaves it fresh."""
+        path = selection_path(directory, step)
+        if not os.path.exists(path):
+            return
+        with np.load(path) as saved:
+            weights = [saved[f"arr_{i}"] for i in range(len(saved.files) - 2)]
+            self.best_accuracy = float(saved["best_accuracy"])
+            self.best_step = int(saved["best_step"]) if int(saved["best_step"]) >= 0 else None
+        self.best_weights = weights or None
 
     def on_epoch_end(self, epoch, logs=None):
         network = self.model.serving_network
@@ -171,6 +207,18 @@ class SelectOnValidation(keras.callbacks.Callback):
         if self.best_weights is not None:
             self.model.serving_network.set_weights(self.best_weights)
             self.model.selected_step = self.best_step
+
+
+def selection_path(directory, step):
+    return os.path.join(directory, f"selection-{step}.npz")
+
+
+def _selection_steps(directory):
+    """Steps of the selection states saved in `directory`."""
+    names = os.listdir(directory) if os.path.isdir(directory) else []
+    return [int(name[len("selection-"):-len(".npz")]) for name in names
+            if name.startswith("selection-") and name.endswith(".npz")
+            and name[len("selection-"):-len(".npz")].isdigit()]
 
 
 class StopOnNonFinite(keras.callbacks.Callback):

@@ -1,5 +1,6 @@
-"""Durability: kill -9 mid-run and rerun the same command -> the same final weights as an
-uninterrupted run; an unreadable newest checkpoint falls back to the previous one."""
+"""Durability: kill -9 mid-run and rerun the same command -> the same final weights and the
+same model selection as an uninterrupted run; an unreadable newest checkpoint falls back to the
+previous one."""
 
 import json
 import os
@@ -15,12 +16,12 @@ import tensorflow as tf
 from mpl_tf import checkpoints
 from mpl_tf import run_dir
 from mpl_tf.config import Config, ConfigError
-from mpl_tf.train import build_model
+from mpl_tf.train import SelectOnValidation, build_model, selection_path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMMAND = [sys.executable, "-m", "mpl_tf.main", "--flagfile=flags/two_moons.cfg",
            "--train_steps=8000", "--log_every=500", "--steps_per_execution=50",
-           "--ema_decay=0.99", "--momentum=0.9", "--nesterov"]
+           "--ema_decay=0.99", "--momentum=0.9", "--nesterov", "--select_on_val"]
 ENV = {**os.environ, "TF_DETERMINISTIC_OPS": "1"}
 
 
@@ -58,6 +59,12 @@ def test_kill_9_and_rerun_equals_an_uninterrupted_run(tmp_path):
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=0, atol=1e-6, err_msg=name)
     assert (whole / "model" / "serving.weights.h5").read_bytes() != b""
+    # Selection saw the epochs before the kill too (this run's best is the first, at step 500,
+    # before the resume at 1000): same epoch, same weights, same accuracies.
+    chosen, chosen_after_kill = (json.loads((d / "results.json").read_text())
+                                 for d in (whole, interrupted))
+    for key in ("selected_step", "val_accuracy", "test_accuracy"):
+        assert chosen[key] == chosen_after_kill[key], key
 
 
 def test_an_unreadable_newest_checkpoint_falls_back_to_the_previous(tmp_path, capsys):
@@ -76,6 +83,31 @@ def test_an_unreadable_newest_checkpoint_falls_back_to_the_previous(tmp_path, ca
     assert restored.endswith("ckpt-1")
     assert "ckpt-2 is unreadable" in capsys.readouterr().err
     np.testing.assert_array_equal(fresh.student.trainable_variables[0].numpy(), 1.0)
+
+
+def test_selection_state_is_saved_restored_and_pruned_with_the_checkpoints(tmp_path):
+    saved = SelectOnValidation(data=None, batch_size=1)
+    saved.best_accuracy, saved.best_step = 0.75, 500
+    saved.best_weights = [np.arange(3.0), np.ones((2, 2), np.float32)]
+    saved.save(str(tmp_path), 1000)
+    fresh = SelectOnValidation(data=None, batch_size=1)
+    fresh.save(str(tmp_path), 1500)  # nothing selected yet
+
+    restored = SelectOnValidation(data=None, batch_size=1)
+    restored.restore(str(tmp_path), 1000)
+    assert (restored.best_accuracy, restored.best_step) == (0.75, 500)
+    for a, b in zip(restored.best_weights, saved.best_weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    empty = SelectOnValidation(data=None, batch_size=1)
+    empty.restore(str(tmp_path), 1500)
+    assert (empty.best_accuracy, empty.best_step, empty.best_weights) == (-1.0, None, None)
+    missing = SelectOnValidation(data=None, batch_size=1)
+    missing.restore(str(tmp_path), 2000)  # a run dir from before selection was checkpointed
+    assert missing.best_step is None
+
+    saved.prune(str(tmp_path), kept_steps=[1500])
+    assert not os.path.exists(selection_path(str(tmp_path), 1000))
+    assert os.path.exists(selection_path(str(tmp_path), 1500))
 
 
 def test_a_different_config_refuses_to_resume(tmp_path):
