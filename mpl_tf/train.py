@@ -6,6 +6,7 @@
 import csv
 import functools
 import os
+import re
 import sys
 import tempfile
 import time
@@ -216,9 +217,8 @@ def selection_path(directory, step):
 def _selection_steps(directory):
     """Steps of the selection states saved in `directory`."""
     names = os.listdir(directory) if os.path.isdir(directory) else []
-    return [int(name[len("selection-"):-len(".npz")]) for name in names
-            if name.startswith("selection-") and name.endswith(".npz")
-            and name[len("selection-"):-len(".npz")].isdigit()]
+    matches = (re.fullmatch(r"selection-(\d+)\.npz", name) for name in names)
+    return [int(match.group(1)) for match in matches if match]
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
