@@ -12,11 +12,12 @@ import sys
 import keras
 import tensorflow as tf
 
+from mpl_tf.trainer import random_states
+
 
 def manager(trainer, directory, max_to_keep=3):
     # Keras keeps layers' random-seed state (dropout) out of `weights`, so name it explicitly.
-    seed_states = [v for v in trainer.non_trainable_variables if "seed_generator" in v.path]
-    checkpoint = tf.train.Checkpoint(trainer=trainer, seed_states=seed_states)
+    checkpoint = tf.train.Checkpoint(trainer=trainer, seed_states=random_states(trainer))
     return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep,
                                       checkpoint_name="ckpt")
 

@@ -10,10 +10,14 @@ import math
 
 from absl import flags
 
+from mpl_tf import feedback
+from mpl_tf.feedback.forwards import FORWARDS
+
 METHODS = ("mpl", "uda", "supervised")
 LABEL_TYPES = ("sampled", "argmax", "soft")
-FEEDBACKS = ("taylor", "dot", "exact", "none")
-FEEDBACK_SIGNS = ("paper", "released")
+FEEDBACKS = tuple(feedback.ESTIMATORS)
+FEEDBACK_FORWARDS = tuple(FORWARDS)
+FEEDBACK_SIGNS = tuple(feedback.base.SIGNS)
 LR_SCHEDULES = ("constant", "cosine")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 MODES = ("train", "finetune")
@@ -121,6 +125,9 @@ flags.DEFINE_enum("feedback", "taylor", FEEDBACKS, "Teacher feedback: taylor (ol
                   "(differentiate through the student's step; soft labels), none.")
 flags.DEFINE_enum("feedback_sign", "paper", FEEDBACK_SIGNS, "paper: h = old - new labeled loss "
                   "(eq. 12); released: new - old, as the released code writes it.")
+flags.DEFINE_enum("feedback_forwards", "common", FEEDBACK_FORWARDS, "How the student's labeled "
+                  "loss is measured before and after its step: " + "; ".join(
+                      f"{name}: {forwards.doc}" for name, forwards in FORWARDS.items()) + ".")
 flags.DEFINE_float("feedback_baseline_decay", 0.0, "Decay of the moving-average baseline "
                    "subtracted from h; 0 turns the baseline off.")
 flags.DEFINE_float("feedback_weight", 1.0, "Weight of the feedback term in the teacher's loss.")
@@ -197,6 +204,7 @@ class Config:
     label_type: str = "sampled"
     feedback: str = "taylor"
     feedback_sign: str = "paper"
+    feedback_forwards: str = "common"
     feedback_baseline_decay: float = 0.0
     feedback_weight: float = 1.0
     finetune_steps: int = 0
@@ -247,6 +255,7 @@ class Config:
         _one_of("label_type", self.label_type, LABEL_TYPES)
         _one_of("feedback", self.feedback, FEEDBACKS)
         _one_of("feedback_sign", self.feedback_sign, FEEDBACK_SIGNS)
+        _one_of("feedback_forwards", self.feedback_forwards, FEEDBACK_FORWARDS)
         _one_of("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _one_of("strategy", self.strategy, STRATEGIES)
         _one_of("model", self.model, MODELS)
@@ -319,18 +328,16 @@ class Config:
             uda_ratio=0, unlabeled_batch_size=num_replicas)
 
     def _validate_feedback(self):
-        """The label type decides which feedback estimators have a gradient at all."""
-        if self.feedback == "exact" and self.label_type != "soft":
-            raise ConfigError(f"--feedback=exact needs --label_type=soft (got "
-                              f"--label_type={self.label_type}): a hard label has no gradient "
-                              "to differentiate through")
-        if self.feedback in ("taylor", "dot") and self.label_type == "soft":
-            raise ConfigError(f"--feedback={self.feedback} needs --label_type=sampled or argmax "
-                              "(got soft): CE(stop_grad(p), logits) has zero gradient, the "
-                              "released code's inert term; use --feedback=exact for soft labels")
-        if self.feedback == "exact" and self.feedback_sign != "paper":
-            raise ConfigError("--feedback_sign applies to taylor and dot only; --feedback=exact "
-                              "takes the true derivative (use --feedback_sign=paper)")
+        """The estimator says which pseudo-label types it has a gradient for, and whether a
+        sign applies (mpl_tf/feedback)."""
+        estimator = feedback.ESTIMATORS[self.feedback]
+        if self.label_type not in estimator.label_types:
+            raise ConfigError(f"--feedback={self.feedback} needs --label_type="
+                              f"{' or '.join(estimator.label_types)} (got "
+                              f"--label_type={self.label_type}): {estimator.label_type_reason}")
+        if not estimator.takes_sign and self.feedback_sign != "paper":
+            raise ConfigError(f"--feedback_sign does not apply to --feedback={self.feedback}, "
+                              "which takes the true derivative (use --feedback_sign=paper)")
 
 
 def _one_of(name, value, valid):

@@ -38,7 +38,7 @@ def fit(model, strategy, dataset, *, epochs, steps_per_epoch, initial_epoch=0,
             callback_list.on_train_batch_end(begin + steps_per_execution - 1, logs)
             if model.stop_training:
                 break
-        callback_list.on_epoch_end(epoch, logs)
+        callback_list.on_epoch_end(epoch, defined_logs(model, logs))
         if model.stop_training:
             break
     callback_list.on_train_end()
@@ -70,6 +70,15 @@ def step_function(model, strategy, steps_per_execution, jit_compile):
             logs = one_step(iterator)
         return logs
     return run_unrolled
+
+
+def defined_logs(model, logs):
+    """An epoch's logs without the model's optional logs that its window left undefined, so
+    CSV and TensorBoard show no made-up value (e.g. no correlation with hidden labels on a
+    folder's unlabeled images, which have none)."""
+    undefined = {name for name in getattr(model, "OPTIONAL_LOGS", ())
+                 if not bool(model.trackers[name].defined())}
+    return {name: value for name, value in logs.items() if name not in undefined}
 
 
 def logs_to_python(strategy, logs):

@@ -1,12 +1,13 @@
 """Meta Pseudo Labels as one Keras model: a teacher, a student, two optimizers, one train_step.
 
-One step, in order (MPL_ALGORITHM.md section 1, with the paper's feedback):
+One step, in order (the algorithm is described in the README, "One step, in order"):
 1. the teacher sees [labeled; unlabeled weak; unlabeled strong] in one batch; its supervised loss
    and UDA consistency come from these logits, and pseudo labels from its strong-view logits;
 2. the student takes one optimizer step on the pseudo labels of the strong view;
-3. the student's labeled loss is measured just before and just after that step (same forward
-   settings both times, so their difference measures the step and nothing else);
-4. the teacher descends supervised + UDA + the feedback term built from that difference;
+3. the student's labeled loss is measured just before and just after that step
+   (`--feedback_forwards`: by default with one dropout mask and one batch-norm batch, so their
+   difference measures the step and nothing else);
+4. the teacher descends supervised + UDA + the feedback estimator's term (mpl_tf/feedback);
 5. the student's EMA moves (after the step, as released; the order does not change the step).
 A step with any non-finite loss or gradient is rolled back whole (see ClassifierTrainer).
 Every loss is a per-replica share of the global-batch mean and every gradient is summed over
@@ -22,7 +23,10 @@ from mpl_tf import feedback
 from mpl_tf import losses
 from mpl_tf import pseudo_labels
 from mpl_tf.distribute import replica_sum
-from mpl_tf.trainer import ClassifierTrainer, all_finite, restore_unless, snapshot
+from mpl_tf.feedback.forwards import FORWARDS
+from mpl_tf.trainer import (ClassifierTrainer, all_finite, random_states, restore,
+                            restore_unless, snapshot)
+from mpl_tf.window_stats import WindowCorrelation, WindowMean, WindowStd
 
 
 class MetaPseudoLabels(ClassifierTrainer):
@@ -34,12 +38,25 @@ class MetaPseudoLabels(ClassifierTrainer):
                  "feedback_h_positive", "feedback_baseline", "feedback_coefficient",
                  "pseudo_label_accuracy", "teacher_lr", "student_lr", "teacher_loss_scale",
                  "student_loss_scale")
+    # Feedback diagnostics (README, "Feedback diagnostics"): whether the feedback did anything.
+    WINDOW_LOGS = {
+        "feedback_h_std": WindowStd,
+        "feedback_coefficient_std": WindowStd,
+        "feedback_h_pseudo_label_accuracy_correlation": WindowCorrelation,
+        "feedback_share_of_teacher_gradient": WindowMean,
+    }
+    # No hidden labels (a folder's unlabeled images), a window of one step, or no log step
+    # applied: these are undefined and left out.
+    OPTIONAL_LOGS = ("feedback_h_pseudo_label_accuracy_correlation",
+                     "feedback_share_of_teacher_gradient")
 
     def __init__(self, teacher, student, config, **kwargs):
         super().__init__(name="meta_pseudo_labels", **kwargs)
         self.teacher = teacher
         self.student = student
         self.config = config
+        self.estimator = feedback.build(config.feedback, config.feedback_sign)
+        self.forwards = FORWARDS[config.feedback_forwards]
         self.feedback_baseline = self.add_weight(
             shape=(), initializer="zeros", trainable=False, name="feedback_baseline",
             aggregation="only_first_replica")
@@ -62,87 +79,55 @@ class MetaPseudoLabels(ClassifierTrainer):
 
     def train_step(self, data):
         (x_l, y_l), (x_uw, x_us, y_u) = data
-        cfg = self.config
+        cfg, estimator = self.config, self.estimator
         step = self.teacher_optimizer.iterations.read_value()
-        exact = cfg.feedback == "exact"
-        score_function = cfg.feedback in ("taylor", "dot")
         n_l, n_u = tf.shape(x_l)[0], tf.shape(x_uw)[0]
-        teacher_vars = self.teacher.trainable_variables
-        student_vars = self.student.trainable_variables
         teacher_scale = self.teacher_optimizer.loss_scale
-        student_scale = self.student_optimizer.loss_scale
         step_state = self._step_state()
         saved_state = snapshot(step_state)  # before any forward moves batch-norm statistics
 
-        with tf.GradientTape() as teacher_tape:
+        # Persistent: on log steps the feedback term's own gradient is taken too.
+        with tf.GradientTape(persistent=True) as teacher_tape:
             t_logits = self.teacher(tf.concat([x_l, x_uw, x_us], axis=0), training=True)
             t_l, t_uw, t_us = tf.split(t_logits, [n_l, n_u, n_u], axis=0)
             supervised, uda, uda_mask = losses.uda_objective(t_l, y_l, t_uw, t_us, cfg)
             uda_weight = cfg.uda_weight * losses.ramp(step, cfg.uda_ramp_steps)
             targets = pseudo_labels.targets(t_us, cfg.label_type,
                                             pseudo_labels.step_seed(cfg.seed, step))
-            if not exact:
+            if not estimator.records_student_step:
                 targets = tf.stop_gradient(targets)
 
-            # The student's step. Only `exact` differentiates through it, so only then does the
-            # teacher's tape record it (second order); otherwise recording would waste memory.
-            recording = contextlib.nullcontext() if exact else teacher_tape.stop_recording()
+            # Only an estimator that differentiates through the student's step has the teacher's
+            # tape record it (second order); otherwise recording would waste memory.
+            recording = (contextlib.nullcontext() if estimator.records_student_step
+                         else teacher_tape.stop_recording())
             with recording:
-                with tf.GradientTape() as student_tape:
-                    s_u = self.student(x_us, training=True)
-                    student_loss = losses.global_mean(
-                        losses.cross_entropy(losses.smooth(targets, cfg.label_smoothing), s_u),
-                        cfg.global_unlabeled_batch_size)
-                pseudo_grads = student_scale.gradients(student_tape, student_loss, student_vars)
-
+                student_loss, pseudo_grads, s_l = self._pseudo_label_gradients(x_us, x_l,
+                                                                              targets)
             with teacher_tape.stop_recording():
-                global_pseudo_grads = replica_sum(pseudo_grads)
-                student_ok = all_finite(global_pseudo_grads)
-                # The labeled forwards only measure the student: they must not move its
-                # batch-norm statistics (the released step updates them once, on x_u).
-                statistics = self.student.non_trainable_weights
-                saved_statistics = snapshot(statistics)
-                old = self._labeled_loss(x_l, y_l)
-                student_lr = self.student_optimizer.apply(global_pseudo_grads, student_vars,
-                                                          apply_if=student_ok)
-                with tf.GradientTape() as labeled_tape:
-                    new = self._labeled_loss(x_l, y_l)
-                restore_unless(tf.constant(False), statistics, saved_statistics)
-                student_finite = student_ok
-                if cfg.feedback in ("dot", "exact"):
-                    labeled_grads = replica_sum(
-                        student_scale.gradients(labeled_tape, new, student_vars))
-                    student_finite = tf.logical_and(student_ok, all_finite(labeled_grads))
-                old, new = replica_sum([old, new])
-                h = feedback.taylor(old, new, cfg.feedback_sign)
-                step_size = student_lr * self.student_optimizer.gradient_coefficient
-                if cfg.feedback == "dot":
-                    h = feedback.dot(step_size, labeled_grads, global_pseudo_grads,
-                                     cfg.feedback_sign)
-                coefficient = tf.zeros_like(h)
-                if score_function:
-                    coefficient = feedback.subtract_baseline(h, self.feedback_baseline,
-                                                             cfg.feedback_baseline_decay)
-
-            if score_function:
-                feedback_term = feedback.score_function_term(coefficient, targets, t_us,
-                                                             cfg.global_unlabeled_batch_size)
-            elif exact:
-                feedback_term = feedback.exact_term(step_size, pseudo_grads, labeled_grads)
-            else:
-                feedback_term = tf.zeros_like(supervised)
-            teacher_loss = (supervised + tf.cast(uda_weight, uda.dtype) * uda
-                            + cfg.feedback_weight * feedback_term)
+                student_step, student_lr, student_finite = self._student_step(
+                    x_l, y_l, s_l, pseudo_grads, targets, t_us)
+                h = estimator.signal(student_step)
+                coefficient = estimator.coefficient(h, self.feedback_baseline,
+                                                    cfg.feedback_baseline_decay)
+            feedback_term = cfg.feedback_weight * estimator.teacher_term(student_step,
+                                                                         coefficient)
+            teacher_loss = supervised + tf.cast(uda_weight, uda.dtype) * uda + feedback_term
 
         teacher_grads = replica_sum(teacher_scale.gradients(teacher_tape, teacher_loss,
-                                                            teacher_vars))
+                                                            self.teacher.trainable_variables))
+        log_step = tf.equal((self.steps_run + 1) % min(cfg.log_every, cfg.train_steps), 0)
+        share = self._feedback_share(teacher_tape, feedback_term, teacher_grads, log_step)
+        del teacher_tape
         teacher_finite = all_finite(teacher_grads)
+        old, new = student_step.labeled_loss_before, student_step.labeled_loss_after
         ok = tf.logical_and(tf.logical_and(student_finite, teacher_finite),
                             all_finite([old, new, h]))
-        teacher_lr = self.teacher_optimizer.apply(teacher_grads, teacher_vars, apply_if=ok)
+        teacher_lr = self.teacher_optimizer.apply(teacher_grads, self.teacher.trainable_variables,
+                                                  apply_if=ok)
         restore_unless(ok, step_state, saved_state)
         self.update_ema(step, apply_if=ok)
-        student_scale.update(student_finite)
+        self.student_optimizer.loss_scale.update(student_finite)
         # A student overflow makes h (dot) or the exact term non-finite, and so the teacher's
         # gradients: that says nothing about the teacher's own scale.
         teacher_scale.update(teacher_finite, counts=student_finite)
@@ -150,6 +135,7 @@ class MetaPseudoLabels(ClassifierTrainer):
         teacher_loss, supervised, uda, student_loss, masked, correct, known = replica_sum([
             teacher_loss, supervised, uda, student_loss, tf.reduce_sum(uda_mask),
             *_pseudo_label_hits(targets, y_u)])
+        label_accuracy = correct / tf.maximum(known, 1.0)
         return self.record(ok, {
             "teacher_loss": teacher_loss, "teacher_supervised": supervised, "teacher_uda": uda,
             "uda_mask_ratio": masked / cfg.global_unlabeled_batch_size,
@@ -157,11 +143,94 @@ class MetaPseudoLabels(ClassifierTrainer):
             "labeled_loss_old": old, "labeled_loss_new": new, "feedback_h": h,
             "feedback_h_positive": tf.cast(h > 0, tf.float32),
             "feedback_baseline": self.feedback_baseline, "feedback_coefficient": coefficient,
-            "pseudo_label_accuracy": correct / tf.maximum(known, 1.0),
+            "pseudo_label_accuracy": label_accuracy,
             "teacher_lr": teacher_lr, "student_lr": student_lr,
             "teacher_loss_scale": teacher_scale.value(),
-            "student_loss_scale": student_scale.value(),
-        }, weights={"pseudo_label_accuracy": known})
+            "student_loss_scale": self.student_optimizer.loss_scale.value(),
+            "feedback_h_std": h, "feedback_coefficient_std": coefficient,
+            "feedback_h_pseudo_label_accuracy_correlation": (h, label_accuracy),
+            "feedback_share_of_teacher_gradient": share,
+        }, weights={"pseudo_label_accuracy": known,
+                    "feedback_h_pseudo_label_accuracy_correlation": tf.cast(known > 0,
+                                                                            tf.float32),
+                    "feedback_share_of_teacher_gradient": tf.cast(log_step, tf.float32)})
+
+    def _pseudo_label_gradients(self, x_us, x_l, targets):
+        """The student's (scaled-loss-free) loss share on the pseudo labels, its per-replica
+        gradients, and the labeled logits of the same forward when `--feedback_forwards` takes
+        the loss before from it (else None)."""
+        cfg = self.config
+        with tf.GradientTape() as student_tape:
+            if self.forwards.joint_before:
+                s_u, s_l = tf.split(self.student(tf.concat([x_us, x_l], axis=0), training=True),
+                                    [tf.shape(x_us)[0], tf.shape(x_l)[0]], axis=0)
+            else:
+                s_u, s_l = self.student(x_us, training=True), None
+            student_loss = losses.global_mean(
+                losses.cross_entropy(losses.smooth(targets, cfg.label_smoothing), s_u),
+                cfg.global_unlabeled_batch_size)
+        grads = self.student_optimizer.loss_scale.gradients(student_tape, student_loss,
+                                                            self.student.trainable_variables)
+        return student_loss, grads, s_l
+
+    def _student_step(self, x_l, y_l, s_l, pseudo_grads, targets, t_us):
+        """Applies the student's step between two measurements of its labeled loss; returns
+        the step's record for the feedback, the student's lr and whether it was finite.
+
+        The measurements only measure: they leave the student's batch-norm statistics as the
+        pseudo-label forward set them (the released step updates them once, in its first
+        student forward) and, by default, both see the same dropout mask and batch-norm batch
+        (x_l alone), so the difference is the step's. The released construction
+        (`--feedback_forwards=released`) takes the loss before from the pseudo-label forward on
+        [x_u_strong; x_l] instead, which is why that forward is joint there.
+        """
+        estimator, student_vars = self.estimator, self.student.trainable_variables
+        pseudo_grads_global = replica_sum(pseudo_grads)
+        student_finite = all_finite(pseudo_grads_global)
+        statistics = self.student.non_trainable_weights
+        saved_statistics = snapshot(statistics)
+        random_state = random_states(self.student)
+        saved_random_state = snapshot(random_state)
+        before = (losses.supervised(y_l, s_l, self.config.labeled_batch_size)
+                  if s_l is not None else self._labeled_loss(x_l, y_l))
+        student_lr = self.student_optimizer.apply(pseudo_grads_global, student_vars,
+                                                  apply_if=student_finite)
+        if self.forwards.same_random_state:
+            restore(random_state, saved_random_state)
+        with tf.GradientTape() as labeled_tape:
+            after = self._labeled_loss(x_l, y_l)
+        restore(statistics, saved_statistics)
+        labeled_grads = None
+        if estimator.needs_labeled_gradients:
+            labeled_grads = replica_sum(self.student_optimizer.loss_scale.gradients(
+                labeled_tape, after, student_vars))
+            student_finite = tf.logical_and(student_finite, all_finite(labeled_grads))
+        before, after = replica_sum([before, after])
+        record = feedback.StudentStep(
+            labeled_loss_before=before, labeled_loss_after=after,
+            step_size=student_lr * self.student_optimizer.gradient_coefficient,
+            pseudo_grads=pseudo_grads, pseudo_grads_global=pseudo_grads_global,
+            labeled_grads_global=labeled_grads, pseudo_targets=targets,
+            teacher_strong_logits=t_us,
+            global_unlabeled_batch_size=self.config.global_unlabeled_batch_size)
+        return record, student_lr, student_finite
+
+    def _feedback_share(self, teacher_tape, feedback_term, teacher_grads, log_step):
+        """|gradient of the feedback term| / |whole teacher gradient| (global), on log steps
+        only: it costs one more backward pass of the teacher (and, over several replicas, one
+        more all-reduce of a teacher-sized gradient on every step)."""
+        if not self.estimator.has_teacher_term:
+            return tf.zeros((), teacher_grads[0].dtype)
+        variables = self.teacher.trainable_variables
+
+        def feedback_gradients():
+            return self.teacher_optimizer.loss_scale.gradients(teacher_tape, feedback_term,
+                                                               variables)
+
+        grads = tf.cond(log_step, feedback_gradients,
+                        lambda: [tf.zeros_like(v) for v in variables])
+        return tf.math.divide_no_nan(tf.linalg.global_norm(replica_sum(grads)),
+                                     tf.linalg.global_norm(teacher_grads))
 
     def _step_state(self):
         """What a step changes before the guard's verdict: the student's weights (BN statistics

@@ -148,8 +148,10 @@ def _read_csv_log(path):
     """Per-epoch logs of the whole run, across resumptions (fit's history has only its own)."""
     with open(path) as f:
         rows = list(csv.DictReader(f))
-    return {name: [float(row[name]) for row in rows] for name in rows[0]
-            if name != "epoch" and not name.startswith("val_")}  # Keras writes NA val_ columns
+    # Keras writes NA for a log an epoch left out (val_ columns; undefined optional logs).
+    columns = {name: [float(row[name]) for row in rows if row[name] not in ("", "NA")]
+               for name in rows[0] if name != "epoch" and not name.startswith("val_")}
+    return {name: values for name, values in columns.items() if values}
 
 
 class SelectOnValidation(keras.callbacks.Callback):
@@ -291,7 +293,9 @@ def run(config, data, strategy=None):
     if config.method == "mpl":
         results.update(label_type=config.label_type, feedback=config.feedback,
                        feedback_sign=config.feedback_sign,
+                       feedback_forwards=config.feedback_forwards,
                        feedback_baseline_decay=config.feedback_baseline_decay,
+                       feedback_diagnostics=feedback_diagnostics(train_logs),
                        teacher_test_accuracy=accuracy(model.teacher, data, "test",
                                                       config.eval_batch_size))
     if data.input_shape == (2,):
@@ -365,6 +369,24 @@ def _finetune_into(results, config, data, strategy, network):
     results.update(_accuracies(tuned, data, config), finetune_steps=config.finetune_steps,
                    finetune_lr=config.finetune_lr, finetune_batch_size=config.finetune_batch_size)
     return tuned.serving_network
+
+
+# results.json's feedback_diagnostics: the run's mean of each log window's diagnostic.
+_DIAGNOSTICS = {
+    "h_mean": "feedback_h",
+    "h_std": "feedback_h_std",
+    "h_positive_fraction": "feedback_h_positive",
+    "coefficient_std": "feedback_coefficient_std",
+    "h_pseudo_label_accuracy_correlation": "feedback_h_pseudo_label_accuracy_correlation",
+    "share_of_teacher_gradient": "feedback_share_of_teacher_gradient",
+    "teacher_uda_loss": "teacher_uda",
+}
+
+
+def feedback_diagnostics(train_logs):
+    """The MPL run's feedback diagnostics, each the mean over its log windows (those it was
+    defined in); a diagnostic no window defined is left out."""
+    return {key: train_logs[name] for key, name in _DIAGNOSTICS.items() if name in train_logs}
 
 
 def _accuracies(model, data, config):

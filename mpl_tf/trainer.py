@@ -23,17 +23,34 @@ def restore_unless(ok, variables, saved):
     update_each(_keep_or_restore, variables, [(v,) for v in saved], (ok,))
 
 
+def restore(variables, saved):
+    """Puts `saved` back into `variables`."""
+    update_each(_assign, variables, [(v,) for v in saved])
+
+
 def _keep_or_restore(variable, saved, ok):
     variable.assign(tf.where(ok, variable, saved))
+
+
+def _assign(variable, saved):
+    variable.assign(saved)
+
+
+def random_states(model):
+    """The state of `model`'s layers' random-seed generators (dropout): Keras keeps them out of
+    `weights`, so a snapshot of the weights does not rewind them."""
+    return [v for v in model.non_trainable_variables if "seed_generator" in v.path]
 
 
 class ClassifierTrainer(keras.Model):
     """A Keras model whose `call` is the network it evaluates, saves and serves.
 
     Subclasses name the network they train (`trained_network`) and list their log names in
-    `LOG_NAMES`; `train_step` returns globally reduced values through `record`, which keeps one
-    `keras.metrics.Mean` per name so `fit()` resets them each epoch and TensorBoard/CSV
-    callbacks see them. With an EMA attached, the average is what gets served.
+    `LOG_NAMES` (averaged over each log window) and `WINDOW_LOGS` (name: a window statistic of
+    mpl_tf/window_stats.py); `train_step` returns globally reduced values through `record`,
+    which keeps one metric per name so `fit()` resets them each epoch and TensorBoard/CSV
+    callbacks see them. Names in `OPTIONAL_LOGS` are left out of a window's logs where they are
+    undefined (NaN). With an EMA attached, the average is what gets served.
 
     Non-finite guard: a step whose losses or gradients are not finite changes nothing (the
     subclass gates its updates) and is counted; `nonfinite_in_a_row` goes out with the logs so
@@ -41,10 +58,14 @@ class ClassifierTrainer(keras.Model):
     """
 
     LOG_NAMES = ()
+    WINDOW_LOGS = {}
+    OPTIONAL_LOGS = ()
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in self.LOG_NAMES}
+        self.trackers.update({name: statistic(name=name)
+                              for name, statistic in self.WINDOW_LOGS.items()})
         self.ema_network = None
         self._ema = None
         self.nonfinite_in_a_row = self.add_weight(
@@ -89,9 +110,10 @@ class ClassifierTrainer(keras.Model):
 
     def record(self, ok, values, weights=None):
         """Counts the step as finite or not (`ok`) and updates the trackers with its
-        already-global values; returns the training logs. A rejected step is counted but left
-        out of the averages: its values are not finite, or describe an update that was undone
-        (a float16 loss-scale overflow is routine, and must not turn an epoch's logs to NaN)."""
+        already-global values (a tuple for a statistic of several); returns the training logs.
+        A rejected step is counted but left out of the averages: its values are not finite, or
+        describe an update that was undone (a float16 loss-scale overflow is routine, and must
+        not turn an epoch's logs to NaN)."""
         bad = tf.cast(tf.logical_not(ok), tf.int64)
         self.steps_run.assign_add(1)
         self.nonfinite_in_a_row.assign((self.nonfinite_in_a_row + bad) * bad)
@@ -100,7 +122,8 @@ class ClassifierTrainer(keras.Model):
         weights = weights or {}
         for name, value in values.items():
             weight = applied * tf.cast(weights.get(name, 1.0), tf.float32)
-            self.trackers[name].update_state(tf.where(ok, value, tf.zeros_like(value)),
+            args = value if isinstance(value, tuple) else (value,)
+            self.trackers[name].update_state(*(tf.where(ok, v, tf.zeros_like(v)) for v in args),
                                              sample_weight=weight)
         logs = {name: tracker.result() for name, tracker in self.trackers.items()}
         return {**logs, "nonfinite_in_a_row": self.nonfinite_in_a_row.value,

@@ -57,12 +57,13 @@ def one_step(config, data, dtype="float64"):
     return model, {k: float(v) for k, v in logs.items()}
 
 
-def run_fit(strategy, config, data, start_weights, steps, loss_scale=None):
+def run_fit(strategy, config, data, start_weights, steps, loss_scale=None,
+            input_shape=INPUT_SHAPE):
     """`steps` steps of the training driver on one repeated batch under `strategy`, from the
     given (teacher, student) weights (and both optimizers' `loss_scale`, under float16),
     networks in config.precision; returns the model."""
     with strategy.scope():
-        model = build_model(config, INPUT_SHAPE, NUM_CLASSES)
+        model = build_model(config, input_shape, NUM_CLASSES)
         model.teacher.set_weights(start_weights[0])
         model.student.set_weights(start_weights[1])
         for optimizer in (model.teacher_optimizer, model.student_optimizer):
