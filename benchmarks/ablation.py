@@ -55,6 +55,33 @@ def run_variants(base, variants, seeds, runs_dir):
     return results
 
 
+# The feedback diagnostics a table shows (results.json's feedback_diagnostics), with headers.
+DIAGNOSTIC_COLUMNS = (
+    ("h_positive_fraction", "steps with h > 0", "{:.2f}"),
+    ("h_mean", "mean h", "{:.1e}"),
+    ("h_std", "std of h in a window", "{:.1e}"),
+    ("share_of_teacher_gradient", "feedback share of teacher gradient", "{:.3f}"),
+    ("h_pseudo_label_accuracy_correlation", "corr(h, pseudo-label accuracy)", "{:+.2f}"),
+)
+
+
+def diagnostics(results):
+    """The mean over seeds of each feedback diagnostic the runs recorded (MPL runs only)."""
+    recorded = [r["feedback_diagnostics"] for r in results if "feedback_diagnostics" in r]
+    return {key: float(np.mean([d[key] for d in recorded])) for key, _, _ in DIAGNOSTIC_COLUMNS
+            if recorded and all(key in d for d in recorded)}
+
+
+def diagnostic_headers():
+    return " | ".join(header for _, header, _ in DIAGNOSTIC_COLUMNS)
+
+
+def diagnostic_cells(row):
+    """A table row's diagnostic cells ("–" where the variant has none)."""
+    return " | ".join(form.format(row["diagnostics"][key]) if key in row["diagnostics"] else "–"
+                      for key, _, form in DIAGNOSTIC_COLUMNS)
+
+
 def slug(name):
     return name.split(" (")[0].replace(", ", "_").replace(" ", "_").lower()
 

@@ -16,8 +16,14 @@ from absl import flags
 from benchmarks import ablation
 
 RECIPE = "flags/digits.cfg"
-VARIANTS = ablation.METHOD_VARIANTS
+VARIANTS = ablation.METHOD_VARIANTS + (
+    ("MPL, taylor feedback, independent dropout masks (before the fix)",
+     dict(feedback_forwards="independent")),
+    ("MPL, taylor feedback, released forwards", dict(feedback_forwards="released")),
+)
 PAIRS = (("MPL, taylor feedback (recipe)", "UDA (teacher objective alone)"),
+         ("MPL, taylor feedback (recipe)",
+          "MPL, taylor feedback, independent dropout masks (before the fix)"),
          ("MPL, taylor feedback (recipe)", "MPL, feedback off (student distils the UDA teacher)"),
          ("MPL, exact feedback (soft labels)", "MPL, feedback off (student distils the UDA "
                                                 "teacher)"),
@@ -44,9 +50,7 @@ def _row(name, overrides, results):
         row[key] = [r[key] for r in results]
     row["selected_step"] = [r.get("selected_step") for r in results]
     row["seconds_mean"] = float(np.mean([r["wall_seconds"] for r in results]))
-    logs = [r["train_logs_mean"] for r in results]
-    if "feedback_h_positive" in logs[0]:
-        row["h_positive_fraction"] = float(np.mean([g["feedback_h_positive"] for g in logs]))
+    row["diagnostics"] = ablation.diagnostics(results)
     return row
 
 
@@ -62,13 +66,13 @@ def _markdown(rows, pairs, seeds):
     lines = [f"Digits, 50 labels, {len(seeds)} seeds ({' '.join(map(str, seeds))}); "
              "selected on validation, test reported, mean ± std (%).", "",
              "| variant | test, before finetune | test, after finetune | val (selected) | "
-             "steps with h > 0 | seconds per run |", "|---|---|---|---|---|---|"]
+             f"{ablation.diagnostic_headers()} | seconds per run |",
+             "|---|---|---|---|" + "---|" * len(ablation.DIAGNOSTIC_COLUMNS) + "---|"]
     for r in rows:
-        h_pos = f"{r['h_positive_fraction']:.2f}" if "h_positive_fraction" in r else "–"
         lines.append(f"| {r['variant']} | {ablation.percent(r['test_accuracy_before_finetune'])}"
                      f" | {ablation.percent(r['test_accuracy'])} | "
-                     f"{ablation.percent(r['val_accuracy_before_finetune'])} | {h_pos} | "
-                     f"{r['seconds_mean']:.0f} |")
+                     f"{ablation.percent(r['val_accuracy_before_finetune'])} | "
+                     f"{ablation.diagnostic_cells(r)} | {r['seconds_mean']:.0f} |")
     lines += ["", "Paired by seed (test before finetuning, percentage points):", ""]
     for p in pairs:
         lines.append(f"- {p['a']} − {p['b']}: {p['mean_pp']:+.2f} ± {p['std_pp']:.2f}")

@@ -45,25 +45,20 @@ def _row(name, overrides, results):
     val = ablation.mean_std([r["val_accuracy"] for r in results])
     row = {"variant": name, "flags": overrides, "test_mean": test[0], "test_std": test[1],
            "val_mean": val[0], "val_std": val[1],
-           "seconds_mean": float(np.mean([r["wall_seconds"] for r in results]))}
-    logs = [r["train_logs_mean"] for r in results]
-    if "feedback_h_positive" in logs[0]:
-        row["h_positive_fraction"] = float(np.mean([g["feedback_h_positive"] for g in logs]))
-        row["h_mean"] = float(np.mean([g["feedback_h"] for g in logs]))
+           "seconds_mean": float(np.mean([r["wall_seconds"] for r in results])),
+           "diagnostics": ablation.diagnostics(results)}
     return row
 
 
 def _markdown(rows, seeds):
     lines = [f"Two Moons, {len(seeds)} seeds ({' '.join(map(str, seeds))}); accuracy on all "
              "2,000 points after the last step, mean ± std.", "",
-             "| variant | test accuracy | val accuracy | steps with h > 0 | mean h |",
-             "|---|---|---|---|---|"]
+             f"| variant | test accuracy | val accuracy | {ablation.diagnostic_headers()} |",
+             "|---|---|---|" + "---|" * len(ablation.DIAGNOSTIC_COLUMNS)]
     for r in rows:
-        h_pos = f"{r['h_positive_fraction']:.2f}" if "h_positive_fraction" in r else "–"
-        h_mean = f"{r['h_mean']:.2e}" if "h_mean" in r else "–"
         lines.append(f"| {r['variant']} | {100 * r['test_mean']:.1f} ± {100 * r['test_std']:.1f}"
-                     f" | {100 * r['val_mean']:.1f} ± {100 * r['val_std']:.1f} | {h_pos} | "
-                     f"{h_mean} |")
+                     f" | {100 * r['val_mean']:.1f} ± {100 * r['val_std']:.1f} | "
+                     f"{ablation.diagnostic_cells(r)} |")
     return "\n".join(lines) + "\n"
 
 

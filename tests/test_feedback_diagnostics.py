@@ -44,10 +44,13 @@ def test_spreads_and_correlation_are_those_of_the_window_steps():
     assert 0.0 < logs["feedback_h_positive"] < 1.0
 
 
-def test_share_of_teacher_gradient_is_the_feedback_terms_norm_over_the_whole():
+@pytest.mark.parametrize("label_type,estimator", [("argmax", "taylor"), ("soft", "exact")])
+def test_share_of_teacher_gradient_is_the_feedback_terms_norm_over_the_whole(label_type,
+                                                                             estimator):
     """On a log step (every step here), with plain SGD the teacher's gradient is read off its
-    update; the share must be |g(taylor) - g(none)| / |g(taylor)|."""
-    config = tiny_config(log_every=1, train_steps=1, uda_weight=1.0, uda_threshold=0.3)
+    update; the share must be |g(feedback) - g(none)| / |g(feedback)|."""
+    config = tiny_config(log_every=1, train_steps=1, uda_weight=1.0, uda_threshold=0.3,
+                         label_type=label_type, feedback=estimator)
     data = batch(config)
     start = build(config)
     with_feedback, without = build(config), build(config.replace(feedback="none"))
