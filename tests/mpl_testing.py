@@ -74,6 +74,25 @@ def run_fit(strategy, config, data, start_weights, steps, loss_scale=None,
     return model
 
 
+def one_device_and_two_replicas(config, data, steps=3):
+    """The start (teacher, student) weights, and the model after `steps` steps of the driver on
+    one device and on two replicas from them."""
+    reference = build_model(config, INPUT_SHAPE, NUM_CLASSES)
+    start = (reference.teacher.get_weights(), reference.student.get_weights())
+    one = run_fit(tf.distribute.get_strategy(), config, data, start, steps=steps)
+    two = run_fit(two_cpu_mirrored_strategy(), config, data, start, steps=steps)
+    return start, one, two
+
+
+def assert_same_student_statistics(model, reference):
+    """The students' batch-norm moving statistics agree (and there are some)."""
+    moving = [v for v in model.student.non_trainable_weights if "moving" in v.path]
+    expected = [v for v in reference.student.non_trainable_weights if "moving" in v.path]
+    assert moving
+    for got, want in zip(moving, expected):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5)
+
+
 _MIRRORED = []
 
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mpl_tf.train import build_model, feedback_diagnostics
+from mpl_tf.train import feedback_diagnostics
 from test_data_main import image_folder, run_main
-from mpl_testing import (INPUT_SHAPE, NUM_CLASSES, batch, build, distributed_step_config,
-                         run_fit, tiny_config, two_cpu_mirrored_strategy, weights)
+from mpl_testing import (batch, build, distributed_step_config, one_device_and_two_replicas,
+                         tiny_config, weights)
 
 
 def per_step_logs(model, data_batches, names):
@@ -78,11 +78,7 @@ def test_share_is_measured_on_the_last_step_of_each_window_only():
 
 def test_diagnostics_agree_over_two_replicas():
     config = distributed_step_config("argmax", "dot").replace(log_every=3, train_steps=3)
-    data = batch(config, dtype="float32")
-    reference = build_model(config, INPUT_SHAPE, NUM_CLASSES)
-    start = (reference.teacher.get_weights(), reference.student.get_weights())
-    one = run_fit(tf.distribute.get_strategy(), config, data, start, steps=3)
-    two = run_fit(two_cpu_mirrored_strategy(), config, data, start, steps=3)
+    _, one, two = one_device_and_two_replicas(config, batch(config, dtype="float32"))
     for name in ("feedback_h_std", "feedback_coefficient_std",
                  "feedback_share_of_teacher_gradient"):
         a, b = float(one.trackers[name].result()), float(two.trackers[name].result())
