@@ -38,7 +38,7 @@ from benchmarks.step_benchmark import (IMAGE_SHAPE, NUM_CLASSES, CIFAR_MEAN, CIF
 from mpl_tf import models, run_dir
 from mpl_tf.baselines import Supervised
 from mpl_tf.models import leaf_layers
-from mpl_tf.models.wide_resnet import LEAKY_SLOPE, FusedBatchNormalization
+from mpl_tf.models.layers import LEAKY_SLOPE, FusedBatchNormalization
 from mpl_tf.mpl import MetaPseudoLabels
 from mpl_tf.train import build_model, make_optimizer
 

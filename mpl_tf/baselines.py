@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from mpl_tf import losses
 from mpl_tf.distribute import replica_sum
+from mpl_tf.models import weight_decay_mask
 from mpl_tf.trainer import ClassifierTrainer, all_finite, restore_unless, snapshot
 
 
@@ -23,7 +24,8 @@ class _SingleNetwork(ClassifierTrainer):
     def build_all(self, input_shape):
         """Builds the network and its optimizer; call inside the strategy scope."""
         self(tf.zeros((1, *input_shape), self.network.dtype))
-        self.network_optimizer.build(self.network.trainable_variables)
+        self.network_optimizer.build(self.network.trainable_variables,
+                                     weight_decay_mask(self.network))
 
     @property
     def trained_network(self):

@@ -4,7 +4,7 @@ Every loss here is `sum over this replica's examples / global batch size`: summi
 of these shares across replicas gives the gradient of the global mean, whatever the replica
 count. Cross-entropy is written out as `-sum(p * log_softmax(z))` on purpose: the fused
 `softmax_cross_entropy_with_logits` op has no second-order gradient for its labels, which
-silently zeroes the exact meta-gradient (see MPL_ALGORITHM.md section 8).
+silently zeroes the exact meta-gradient (tests/test_feedback_gradients.py shows it).
 """
 
 import tensorflow as tf
@@ -56,12 +56,6 @@ def ramp(step, ramp_steps):
     if not ramp_steps:
         return 1.0
     return tf.minimum(1.0, tf.cast(step, tf.float32) / float(ramp_steps))
-
-
-def accuracy_count(labels, logits):
-    """Number of correct argmax predictions, as float32."""
-    predictions = tf.argmax(logits, axis=-1, output_type=labels.dtype)
-    return tf.reduce_sum(tf.cast(tf.equal(predictions, labels), tf.float32))
 
 
 def uda_objective(labeled_logits, labels, weak_logits, strong_logits, config):

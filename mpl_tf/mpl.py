@@ -24,6 +24,7 @@ from mpl_tf import losses
 from mpl_tf import pseudo_labels
 from mpl_tf.distribute import replica_sum
 from mpl_tf.feedback.forwards import FORWARDS
+from mpl_tf.models import weight_decay_mask
 from mpl_tf.trainer import (ClassifierTrainer, all_finite, random_states, restore,
                             restore_unless, snapshot)
 from mpl_tf.window_stats import WindowCorrelation, WindowMean, WindowStd
@@ -70,8 +71,9 @@ class MetaPseudoLabels(ClassifierTrainer):
         """Builds both networks and both optimizers; call inside the strategy scope."""
         self(tf.zeros((1, *input_shape), self.student.dtype))
         self.teacher(tf.zeros((1, *input_shape), self.teacher.dtype))
-        self.teacher_optimizer.build(self.teacher.trainable_variables)
-        self.student_optimizer.build(self.student.trainable_variables)
+        for network, optimizer in ((self.teacher, self.teacher_optimizer),
+                                   (self.student, self.student_optimizer)):
+            optimizer.build(network.trainable_variables, weight_decay_mask(network))
 
     @property
     def trained_network(self):

@@ -8,7 +8,6 @@ of the student's zero-lr wait.
 """
 
 import math
-import re
 
 import tensorflow as tf
 
@@ -36,14 +35,6 @@ def learning_rate(step, peak, schedule, total_steps, warmup_steps=0, wait_steps=
     return tf.where(since_wait < 0.0, tf.zeros_like(lr), lr)
 
 
-_NORM_VARIABLE = re.compile(r"norm|(^|[/_])bn")
-
-
-def is_decayed(variable):
-    """Weight decay applies to every variable except normalization layers' (by name, as released)."""
-    return not _NORM_VARIABLE.search(variable.path.lower())
-
-
 class MomentumSGD(tf.Module):
     """`a <- m a + g; w <- w - lr (g + m a)` (Nesterov) or `w <- w - lr a`, with `g += wd w`.
 
@@ -67,8 +58,10 @@ class MomentumSGD(tf.Module):
         self.velocities = []
         self._decayed = []
 
-    def build(self, variables):
-        self._decayed = [is_decayed(v) for v in variables]
+    def build(self, variables, decayed=None):
+        """Creates the slots; `decayed[i]` says whether weight decay applies to `variables[i]`
+        (default: to all; networks say which with models.weight_decay_mask)."""
+        self._decayed = [True] * len(variables) if decayed is None else list(decayed)
         if self._momentum and not self.velocities:
             strategy = tf.distribute.get_strategy()
             for v in variables:

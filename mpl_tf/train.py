@@ -18,6 +18,7 @@ import tensorflow as tf
 from mpl_tf import checkpoints
 from mpl_tf import distribute
 from mpl_tf import export
+from mpl_tf import feedback
 from mpl_tf import loop
 from mpl_tf import models
 from mpl_tf import optim
@@ -60,7 +61,9 @@ def build_model(config, input_shape, num_classes, method=None, dtype=None, pixel
     dtype = dtype or precision.POLICIES[config.precision]
     teacher_seed, student_seed = 2 * config.seed, 2 * config.seed + 1
     network = functools.partial(models.build, config, input_shape, num_classes, dtype=dtype,
-                                pixel_mean=pixel_mean, pixel_std=pixel_std)
+                                pixel_mean=pixel_mean, pixel_std=pixel_std,
+                                differentiated_twice=method == "mpl" and feedback.ESTIMATORS[
+                                    config.feedback].records_student_step)
     if method == "mpl":
         model = MetaPseudoLabels(network(seed=teacher_seed, name="teacher"),
                                  network(seed=student_seed, name="student"), config)

@@ -12,11 +12,11 @@ import tensorflow as tf
 from mpl_tf import models
 from mpl_tf.config import Config, ConfigError
 from mpl_tf.models import leaf_layers
-from mpl_tf.models.wide_resnet import FusedBatchNormalization
-from mpl_tf.optim import is_decayed
+from mpl_tf.models.layers import FusedBatchNormalization
 from mpl_tf.train import build_model
 
-CONV_MODELS = ("cnn", "wrn-28-2", "wrn-28-8", "resnet-50")
+# Every registered convolutional network: a new one must be given a typical input here.
+CONV_MODELS = tuple(name for name, entry in models.NETWORKS.items() if entry.min_image_size)
 # A typical input for each network: digits for the CNN, CIFAR for the WRNs, and the smallest
 # image ResNet-50 takes (its weights do not depend on the image size).
 SHAPES = {"cnn": (8, 8, 1), "wrn-28-2": (32, 32, 3), "wrn-28-8": (32, 32, 3),
@@ -136,9 +136,11 @@ def test_twice_differentiated_networks_use_keras_batch_norm():
     for feedback, label_type, layer in (("exact", "soft", keras.layers.BatchNormalization),
                                         ("taylor", "sampled", FusedBatchNormalization)):
         config = Config(model="cnn", feedback=feedback, label_type=label_type).validate()
-        net = models.build(config, (8, 8, 1), 3, seed=0, name="net")
-        norms = [l for l in leaf_layers(net) if isinstance(l, keras.layers.BatchNormalization)]
-        assert norms and all(type(l) is layer for l in norms)
+        model = build_model(config, (8, 8, 1), 3)
+        for net in (model.teacher, model.student):
+            norms = [l for l in leaf_layers(net)
+                     if isinstance(l, keras.layers.BatchNormalization)]
+            assert norms and all(type(l) is layer for l in norms)
 
 
 def test_fused_batch_norm_falls_back_where_it_cannot_fuse():
@@ -190,6 +192,9 @@ def test_weight_decay_skips_exactly_the_batch_norm_variables(model):
                            pixel_mean=[1.0] * channels, pixel_std=[2.0] * channels)
     for candidate in (net, wrapped):
         kinds = {"norm": 0, "weights": 0}
+        mask = dict(zip(map(id, candidate.trainable_variables),
+                        models.weight_decay_mask(candidate)))
+        is_decayed = lambda variable: mask[id(variable)]  # noqa: E731
         for layer in leaf_layers(candidate):
             for variable in layer.trainable_weights:
                 if isinstance(layer, keras.layers.BatchNormalization):

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 import keras
 
-from mpl_tf import optim
+from mpl_tf import models, optim
 
 
 def schedule(**kwargs):
@@ -49,17 +49,25 @@ def test_weight_decay_skips_normalization_variables():
     dense = keras.layers.Dense(2, name="dense")
     norm = keras.layers.BatchNormalization(name="batch_norm")
     model = keras.Sequential([keras.Input((3,)), dense, norm])
-    decayed = {v.path: optim.is_decayed(v) for v in model.trainable_variables}
+    mask = models.weight_decay_mask(model)
+    decayed = {v.path: d for v, d in zip(model.trainable_variables, mask)}
     assert decayed == {"sequential/dense/kernel": True, "sequential/dense/bias": True,
                        "sequential/batch_norm/gamma": False, "sequential/batch_norm/beta": False}
     opt = optim.MomentumSGD(lambda step: tf.constant(1.0, tf.float64), weight_decay=0.1)
     variables = model.trainable_variables
-    opt.build(variables)
+    opt.build(variables, mask)
     before = [v.numpy().copy() for v in variables]
     opt.apply([tf.zeros_like(v) for v in variables], variables)
-    for v, b in zip(variables, before):
-        expected = b - 0.1 * b if optim.is_decayed(v) else b
+    for v, b, d in zip(variables, before, mask):
+        expected = b - 0.1 * b if d else b
         np.testing.assert_allclose(v.numpy(), expected, rtol=1e-6)
+
+
+def test_weight_decay_follows_the_layer_type_not_its_name():
+    """A batch norm named like a weight and a dense layer named like a norm: the type decides."""
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="bn_norm_dense"),
+                              keras.layers.BatchNormalization(name="conv_weights")])
+    assert models.weight_decay_mask(model) == [True, True, False, False]
 
 
 def test_clipping_uses_the_global_norm():

@@ -1,35 +1,47 @@
 """Network registry: `build(...)` makes the teacher and the student from one builder.
 
-Networks take raw inputs (images as float pixels in [0, 255]) and normalise them in their first
-layer, so training, evaluation and every exported signature share one preprocessing.
+A network is one module with a builder and its `Network` entry (mpl_tf/models/network.py), plus
+one line in `NETWORKS`. Networks take raw inputs (images as float pixels in [0, 255]) and
+normalise them in their first layer, so training, evaluation and every exported signature share
+one preprocessing. Which variables weight decay applies to follows from the layers' types
+(`weight_decay_mask`), not from their names.
 """
 
 import keras
 
-from mpl_tf.config import MODELS, ConfigError
-from mpl_tf.models.cnn import cnn
-from mpl_tf.models.mlp import mlp
-from mpl_tf.models.resnet import resnet50
-from mpl_tf.models.wide_resnet import wide_resnet
+from mpl_tf.config import ConfigError
+from mpl_tf.models import cnn, mlp, resnet, wide_resnet
 from mpl_tf.precision import variable_dtype
 
+NETWORKS = {
+    "mlp": mlp.NETWORK,
+    "cnn": cnn.NETWORK,
+    "wrn-28-2": wide_resnet.network(width=2),
+    "wrn-28-8": wide_resnet.network(width=8),
+    "resnet-50": resnet.NETWORK,
+}
 
-# Smallest image side each convolutional network accepts: the WRN halves its input twice and
-# ResNet-50 five times, so smaller images would shrink to nothing before the head.
-MIN_IMAGE_SIZE = {"cnn": 8, "wrn-28-2": 8, "wrn-28-8": 8, "resnet-50": 32}
+# Layers whose scale and offset weight decay leaves alone (as released: "every non-BN variable").
+NORMALIZATION_LAYERS = (keras.layers.BatchNormalization, keras.layers.LayerNormalization,
+                        keras.layers.GroupNormalization, keras.layers.Normalization)
 
 
 def build(config, input_shape, num_classes, seed, name, dtype="float32", pixel_mean=None,
-          pixel_std=None):
+          pixel_std=None, differentiated_twice=False):
     """The network `config.model` names, initialised from `seed`, returning logits.
 
     `dtype` is a dtype or a Keras dtype policy (`mixed_bfloat16`, `mixed_float16`: see
     mpl_tf/precision.py); inputs and logits are in its variable dtype. With
     `pixel_mean`/`pixel_std` (per channel, on the 0-255 scale) the inputs are normalised inside
-    the network.
+    the network. `differentiated_twice` (the exact feedback differentiates through the
+    student's gradient) builds Keras' batch norm instead of the fused kernel, whose second
+    derivative is inexact (see models.layers.FusedBatchNormalization).
     """
     body_name = name if pixel_mean is None else f"{name}_body"
-    body = _body(config, tuple(input_shape), num_classes, seed, body_name, dtype)
+    check_input_shape(config.model, input_shape)
+    body = NETWORKS[config.model].build(config, tuple(input_shape), num_classes, seed=seed,
+                                        name=body_name, dtype=dtype,
+                                        fused_batch_norm=not differentiated_twice)
     if pixel_mean is None:
         return body
     # Normalised in float32 (the policy's variable dtype) even when the body computes in 16
@@ -41,29 +53,6 @@ def build(config, input_shape, num_classes, seed, name, dtype="float32", pixel_m
     return keras.Model(inputs, body(normalized), name=name)
 
 
-def _body(config, input_shape, num_classes, seed, name, dtype):
-    """The bare network (no normalisation), after checking it can take `input_shape`."""
-    if config.model not in MODELS:
-        raise ConfigError(f"--model={config.model} is not valid; valid values: "
-                          f"{', '.join(MODELS)}")
-    if config.model == "mlp":
-        return mlp(input_shape, num_classes, hidden=config.mlp_hidden,
-                   activation=config.mlp_activation, init_scale=config.mlp_init_scale,
-                   seed=seed, dtype=dtype, name=name)
-    check_input_shape(config.model, input_shape)
-    # The exact feedback differentiates through the student's gradient, and the fused BN
-    # kernel's second derivative is inexact (see FusedBatchNormalization).
-    common = dict(dropout_rate=config.dropout_rate, bn_momentum=config.batch_norm_decay,
-                  bn_epsilon=config.batch_norm_epsilon, fused_batch_norm=config.feedback != "exact",
-                  seed=seed, dtype=dtype, name=name)
-    if config.model == "cnn":
-        return cnn(input_shape, num_classes, **common)
-    if config.model == "resnet-50":
-        return resnet50(input_shape, num_classes, **common)
-    return wide_resnet(input_shape, num_classes, width=int(config.model.split("-")[-1]),
-                       **common)
-
-
 def leaf_layers(network):
     """Every layer of `network`, looking inside nested models (the normalisation wrapper)."""
     for layer in network.layers:
@@ -73,12 +62,23 @@ def leaf_layers(network):
             yield layer
 
 
+def weight_decay_mask(network):
+    """For each of `network.trainable_variables`: whether weight decay applies, which is to
+    every trainable variable except those of normalization layers."""
+    exempt = {id(v) for layer in leaf_layers(network) if isinstance(layer, NORMALIZATION_LAYERS)
+              for v in layer.trainable_weights}
+    return [id(v) not in exempt for v in network.trainable_variables]
+
+
 def check_input_shape(model, input_shape):
-    """Raises ConfigError unless a convolutional `model` gets (height, width, channels) images
-    big enough for it (the MLP flattens anything)."""
-    if model == "mlp":
+    """Raises ConfigError unless `model` is registered and, if it is convolutional, gets
+    (height, width, channels) images big enough for it (the MLP flattens anything)."""
+    if model not in NETWORKS:
+        raise ConfigError(f"--model={model} is not valid; valid values: {', '.join(NETWORKS)}")
+    size = NETWORKS[model].min_image_size
+    if not size:
         return
-    size = MIN_IMAGE_SIZE[model]
+    input_shape = tuple(input_shape)
     if len(input_shape) != 3 or min(input_shape[:2]) < size:
         raise ConfigError(f"--model={model} needs images (height, width, channels) of at least "
                           f"{size}x{size}; got input shape {input_shape}")

@@ -7,7 +7,8 @@ at least 8x8 and any channel count give the same head; initializers as in the WR
 
 import keras
 
-from mpl_tf.models.wide_resnet import LayerSeeds, batch_norm_layer, classifier_head, conv
+from mpl_tf.models.layers import LayerSeeds, batch_norm_layer, classifier_head, conv
+from mpl_tf.models.network import convolutional
 from mpl_tf.precision import variable_dtype
 
 # (filters, max-pool after the layer)
@@ -29,3 +30,7 @@ def cnn(input_shape, num_classes, dropout_rate=0.0, bn_momentum=0.99, bn_epsilon
             x = keras.layers.MaxPooling2D(2, dtype=dtype, name=f"conv_{i}_pool")(x)
     logits = classifier_head(x, num_classes, dropout_rate, seeds, dtype)
     return keras.Model(inputs, logits, name=name)
+
+
+# The smallest image it was built for: digits at 8x8.
+NETWORK = convolutional(cnn, min_image_size=8)

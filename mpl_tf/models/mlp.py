@@ -3,6 +3,7 @@ weights and biases drawn from U(-0.1, 0.1))."""
 
 import keras
 
+from mpl_tf.models.network import Network
 from mpl_tf.precision import variable_dtype
 
 
@@ -23,3 +24,13 @@ def mlp(input_shape, num_classes, hidden=(8, 8), activation="sigmoid", init_scal
                                 bias_initializer=uniform(99), dtype=variable_dtype(dtype),
                                 name="logits")(x)
     return keras.Model(inputs, logits, name=name)
+
+
+def _from_config(config, input_shape, num_classes, seed, name, dtype, fused_batch_norm):
+    del fused_batch_norm  # no batch norm
+    return mlp(input_shape, num_classes, hidden=config.mlp_hidden,
+               activation=config.mlp_activation, init_scale=config.mlp_init_scale, seed=seed,
+               dtype=dtype, name=name)
+
+
+NETWORK = Network(_from_config)

@@ -4,7 +4,8 @@ convolutions, BN after the projection shortcut, and a GAP -> dropout -> dense he
 
 import keras
 
-from mpl_tf.models.wide_resnet import LayerSeeds, batch_norm_layer, classifier_head, conv
+from mpl_tf.models.layers import LayerSeeds, batch_norm_layer, classifier_head, conv
+from mpl_tf.models.network import convolutional
 from mpl_tf.precision import variable_dtype
 
 # (bottleneck output channels, blocks, stride of the stage's first block)
@@ -47,3 +48,7 @@ def resnet50(input_shape, num_classes, dropout_rate=0.0, bn_momentum=0.99, bn_ep
             index += 1
     logits = classifier_head(x, num_classes, dropout_rate, seeds, dtype)
     return keras.Model(inputs, logits, name=name)
+
+
+# It halves its input five times.
+NETWORK = convolutional(resnet50, min_image_size=32)
