@@ -6,7 +6,7 @@ layer, so training, evaluation and every exported signature share one preprocess
 
 import keras
 
-from mpl_tf.config import MODELS, ConfigError
+from mpl_tf.config import ConfigError
 from mpl_tf.models.cnn import cnn
 from mpl_tf.models.mlp import mlp
 from mpl_tf.models.resnet import resnet50
@@ -17,6 +17,8 @@ from mpl_tf.precision import variable_dtype
 # Smallest image side each convolutional network accepts: the WRN halves its input twice and
 # ResNet-50 five times, so smaller images would shrink to nothing before the head.
 MIN_IMAGE_SIZE = {"cnn": 8, "wrn-28-2": 8, "wrn-28-8": 8, "resnet-50": 32}
+# Every network `--model` can name (config validation checks against this).
+MODELS = ("mlp", *MIN_IMAGE_SIZE)
 
 
 def build(config, input_shape, num_classes, seed, name, dtype="float32", pixel_mean=None,
@@ -43,9 +45,7 @@ def build(config, input_shape, num_classes, seed, name, dtype="float32", pixel_m
 
 def _body(config, input_shape, num_classes, seed, name, dtype):
     """The bare network (no normalisation), after checking it can take `input_shape`."""
-    if config.model not in MODELS:
-        raise ConfigError(f"--model={config.model} is not valid; valid values: "
-                          f"{', '.join(MODELS)}")
+    check_name(config.model)
     if config.model == "mlp":
         return mlp(input_shape, num_classes, hidden=config.mlp_hidden,
                    activation=config.mlp_activation, init_scale=config.mlp_init_scale,
@@ -62,6 +62,12 @@ def _body(config, input_shape, num_classes, seed, name, dtype):
         return resnet50(input_shape, num_classes, **common)
     return wide_resnet(input_shape, num_classes, width=int(config.model.split("-")[-1]),
                        **common)
+
+
+def check_name(model):
+    """Raises ConfigError unless `model` names a registered network."""
+    if model not in MODELS:
+        raise ConfigError(f"--model={model} is not valid; valid values: {', '.join(MODELS)}")
 
 
 def leaf_layers(network):
