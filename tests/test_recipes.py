@@ -77,5 +77,5 @@ def test_every_config_field_is_a_flag_with_its_default_and_help():
         flag, spec = flags.FLAGS[field.name], field.metadata["spec"]
         default = tuple(flag.default) if field.name == "mlp_hidden" else flag.default
         assert default == (field.default if field.default != "" else None), field.name
-        assert flag.help == spec.help and getattr(flag.parser, "enum_values", None) == (
+        assert flag.help.endswith(spec.help) and getattr(flag.parser, "enum_values", None) == (
             list(spec.choices) if spec.choices else None), field.name
