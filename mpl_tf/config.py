@@ -1,28 +1,31 @@
-"""Every knob of a run: the absl flag definitions and the frozen `Config` built from them.
+"""Every knob of a run, written once: the fields of the frozen `Config`, each with what it
+accepts (kind, choices, bounds) and its help text; the absl flags are generated from them.
 
-Flags are grouped by what they control; `Config.validate` checks every value before anything is
-built, so a bad flag fails in one line before training starts.
+One description drives three things, so they cannot drift apart: the flags (`define_flags`),
+the dataclass defaults, and `Config.validate`, which checks every value for type, finiteness,
+choices and bounds, then their consistency with each other and with the registries of networks
+and datasets, before anything is built or written, so a bad flag fails in one line.
 """
 
 import dataclasses
 import json
 import math
+import os
 
 from absl import flags
 
-from mpl_tf import feedback
-from mpl_tf.feedback.forwards import FORWARDS
+from mpl_tf import cli
 
 METHODS = ("mpl", "uda", "supervised")
 LABEL_TYPES = ("sampled", "argmax", "soft")
-FEEDBACKS = tuple(feedback.ESTIMATORS)
-FEEDBACK_FORWARDS = tuple(FORWARDS)
-FEEDBACK_SIGNS = tuple(feedback.base.SIGNS)
+FEEDBACK_SIGNS = ("paper", "released")
 LR_SCHEDULES = ("constant", "cosine")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 MODES = ("train", "finetune")
-MODELS = ("mlp", "cnn", "wrn-28-2", "wrn-28-8", "resnet-50")
 PRECISIONS = ("float32", "bfloat16", "mixed_float16")
+# Every integer flag is a signed 32-bit integer: seeds are mixed into numpy and TensorFlow seeds
+# and steps into int64 counters, and both overflow (with a traceback) far beyond this.
+INT_MAX = 2 ** 31 - 1
 
 
 class ConfigError(ValueError):
@@ -34,195 +37,250 @@ class TrainingError(RuntimeError):
     left in the run directory."""
 
 
-# --- the run ---------------------------------------------------------------------------------
-flags.DEFINE_string("model_dir", None, "Run directory: config, logs, results.json, figures.")
-flags.DEFINE_enum("mode", "train", MODES, "train: train (then finetune if --finetune_steps); "
-                  "finetune: finetune the served network of a finished run in --model_dir.")
-flags.DEFINE_enum("method", "mpl", METHODS, "mpl: teacher + student; uda: the teacher's own "
-                  "objective alone; supervised: labeled data only.")
-flags.DEFINE_string("dataset", "two_moons", "Data source (see mpl_tf/data/sources.py).")
-flags.DEFINE_integer("num_labeled", 12, "Labeled examples, class-balanced, chosen by split_seed.")
-flags.DEFINE_integer("split_seed", 0, "Seed of the labeled subset (same for every method).")
-flags.DEFINE_integer("seed", 0, "Seed of initialisation, augmentation and label sampling.")
-flags.DEFINE_integer("train_steps", 10000, "Training steps (teacher updates).")
-flags.DEFINE_integer("log_every", 1000, "Steps per Keras epoch: progress bar, CSV and TensorBoard.")
-flags.DEFINE_integer("checkpoint_every", 0, "Steps between full-state checkpoints (a multiple "
-                     "of --log_every; 0 means every --log_every steps). Rerunning the same "
-                     "command resumes from the newest one.")
-flags.DEFINE_integer("steps_per_execution", 1, "Steps run inside one tf.function call.")
-flags.DEFINE_enum("strategy", "auto", STRATEGIES, "tf.distribute strategy (auto: TPU with "
-                  "--tpu, multi_worker with a multi-worker TF_CONFIG, mirrored with several GPUs, "
-                  "else default). Batch sizes are global, split evenly over replicas.")
-flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA (one device or "
-                  "TPU; on CPU it was slower here, see benchmarks/results/step_benchmark.md).")
-flags.DEFINE_enum("precision", "float32", PRECISIONS, "Compute precision of the networks: "
-                  "bfloat16 and mixed_float16 keep float32 variables, inputs and logits and "
-                  "compute the layers in 16 bits (mixed_float16 with dynamic loss scaling for "
-                  "both optimizers; bfloat16 for TPUs and recent CPUs, float16 for GPUs).")
-flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu (name, grpc://host:port, local).")
-flags.DEFINE_integer("eval_batch_size", 256, "Batch size for evaluation.")
-flags.DEFINE_bool("select_on_val", False, "Evaluate on the validation split after every "
-                  "--log_every steps and keep the best (never the test split); else keep the "
-                  "final weights, as the paper does.")
-flags.DEFINE_integer("max_nonfinite_steps", 20, "Stop the run after this many steps in a row "
-                     "with a non-finite loss or gradient (each one is skipped).")
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """What one field accepts. `kind` is the flag's type: str, path (a directory), enum (one of
+    `choices`), int, float (always finite), bool, or ints (comma-separated widths). Numbers lie
+    within `low`/`high` (open ends excluded), except `off`, the value that turns a feature off.
+    `registry` names what installed code the value must name: a network, a dataset or a Keras
+    activation."""
 
-# --- the networks ----------------------------------------------------------------------------
-flags.DEFINE_string("model", "mlp", "Network for teacher and student (see mpl_tf/models).")
-flags.DEFINE_list("mlp_hidden", ["8", "8"], "Hidden layer widths of the MLP.")
-flags.DEFINE_string("mlp_activation", "sigmoid", "Activation of the MLP's hidden layers.")
-flags.DEFINE_float("mlp_init_scale", 0.1, "MLP weights and biases start U(-scale, scale).")
-flags.DEFINE_float("dropout_rate", 0.0, "Dropout before the classifier (released: 0.2 CIFAR).")
-flags.DEFINE_float("batch_norm_decay", 0.99, "Batch-norm moving-average decay (momentum).")
-flags.DEFINE_float("batch_norm_epsilon", 1e-3, "Batch-norm epsilon.")
+    kind: str
+    help: str
+    choices: tuple = None
+    low: float = None
+    high: float = None
+    low_open: bool = False
+    high_open: bool = False
+    off: float = None
+    registry: str = None
 
-# --- data: source, splits, views ------------------------------------------------------------
-flags.DEFINE_float("label_fraction", 0.0, "Fraction of the training set that is labeled, in "
-                   "(0, 1]; 0 means use --num_labeled.")
-flags.DEFINE_integer("num_val", 0, "Validation examples held out of the training set for model "
-                     "selection (0: the dataset's default).")
-flags.DEFINE_bool("unlabeled_excludes_labeled", False, "Leave the labeled examples out of the "
-                  "unlabeled pool (the released code keeps them in).")
-flags.DEFINE_bool("extra_unlabeled", False, "Add the dataset's extra split to the unlabeled "
-                  "pool (svhn_cropped: its 531k `extra` images).")
-flags.DEFINE_string("data_dir", None, "TFDS data directory.")
-flags.DEFINE_string("manual_dir", None, "TFDS manual download directory (ImageNet tars).")
-flags.DEFINE_integer("image_size", 0, "Training image size; 0 keeps the dataset's own (224 "
-                     "for ImageNet).")
-flags.DEFINE_integer("uda_ratio", 0, "Unlabeled batch = uda_ratio x labeled batch; 0 means use "
-                     "--unlabeled_batch_size.")
-flags.DEFINE_float("augment_magnitude", 16.0, "RandAugment magnitude on the released code's "
-                   "scale (levels out of 10; 16 extrapolates, as released for CIFAR).")
-flags.DEFINE_integer("cutout_size", 16, "Side of the cutout square in the strong view; 0: none.")
-flags.DEFINE_bool("skip_corrupt_images", False, "Skip unreadable image files (with a warning) "
-                  "instead of failing.")
+    def problem(self, value):
+        """Why `value` is not acceptable (the end of a sentence starting `--name=value`), or
+        None; registries are checked separately, as they import TensorFlow."""
+        if not self._has_type(value):
+            return f"must be {_KIND_NAMES[self.kind]}"
+        if self.kind == "float" and not math.isfinite(value):
+            return "must be a finite number"
+        if self.choices and value not in self.choices:
+            return f"is not valid; valid values: {', '.join(self.choices)}"
+        if self.kind == "ints":
+            return None if value and min(value) >= self.low else "must list positive widths"
+        if self.kind in ("int", "float") and value != self.off and not self._in_bounds(value):
+            return self._bounds_text(value) + (f" (or {self.off:g}: off)" if self.off is not None
+                                               else "")
+        if self.kind == "path" and value and os.path.exists(value) and not os.path.isdir(value):
+            return "is a file, not a directory"
+        return None
 
-# --- batches and optimisation (batch sizes are global, over all replicas) ---------------------
-flags.DEFINE_integer("labeled_batch_size", 12, "Global labeled batch size B.")
-flags.DEFINE_integer("unlabeled_batch_size", 64, "Global unlabeled batch size U.")
-flags.DEFINE_float("teacher_lr", 0.1, "Teacher learning rate (peak, before any schedule).")
-flags.DEFINE_float("student_lr", 0.1, "Student learning rate (peak, before any schedule).")
-flags.DEFINE_float("momentum", 0.0, "SGD momentum (TF1 semantics; 0 is plain SGD).")
-flags.DEFINE_bool("nesterov", False, "Nesterov momentum.")
-flags.DEFINE_float("weight_decay", 0.0, "Added as wd*w to the gradient of non-BN variables.")
-flags.DEFINE_float("grad_clip_norm", 0.0, "Clip gradients by this global norm; 0 turns it off.")
-flags.DEFINE_enum("lr_schedule", "constant", LR_SCHEDULES, "Learning-rate decay after warmup.")
-flags.DEFINE_integer("teacher_warmup_steps", 0, "Linear warmup steps of the teacher's lr.")
-flags.DEFINE_integer("student_warmup_steps", 0, "Linear warmup steps of the student's lr.")
-flags.DEFINE_integer("student_wait_steps", 0, "Steps the student's lr stays 0 at the start.")
-flags.DEFINE_float("ema_decay", 0.0, "Decay of the EMA of the trained network (student) that "
-                   "is evaluated and served; 0 serves the network itself.")
-flags.DEFINE_integer("ema_start_step", 0, "Step the EMA starts averaging at.")
-flags.DEFINE_float("label_smoothing", 0.0, "Smoothing of the student's pseudo-label targets "
-                   "and the teacher's supervised targets.")
+    def _has_type(self, value):
+        if self.kind in ("str", "path"):
+            return value is None or isinstance(value, str)
+        if self.kind == "ints":
+            return isinstance(value, tuple) and all(_is_int(w) for w in value)
+        types = {"enum": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+        return isinstance(value, types[self.kind]) and (self.kind == "bool"
+                                                         or not isinstance(value, bool))
 
-# --- Meta Pseudo Labels --------------------------------------------------------------------
-flags.DEFINE_enum("label_type", "sampled", LABEL_TYPES, "Pseudo labels the student learns from: "
-                  "sampled from the teacher (paper), its argmax, or its soft distribution "
-                  "(released code).")
-flags.DEFINE_enum("feedback", "taylor", FEEDBACKS, "Teacher feedback: taylor (old minus new "
-                  "labeled loss), dot (student lr times the product of the two gradients), exact "
-                  "(differentiate through the student's step; soft labels), none.")
-flags.DEFINE_enum("feedback_sign", "paper", FEEDBACK_SIGNS, "paper: h = old - new labeled loss "
-                  "(eq. 12); released: new - old, as the released code writes it.")
-flags.DEFINE_enum("feedback_forwards", "common", FEEDBACK_FORWARDS, "How the student's labeled "
-                  "loss is measured before and after its step: " + "; ".join(
-                      f"{name}: {forwards.doc}" for name, forwards in FORWARDS.items()) + ".")
-flags.DEFINE_float("feedback_baseline_decay", 0.0, "Decay of the moving-average baseline "
-                   "subtracted from h; 0 turns the baseline off.")
-flags.DEFINE_float("feedback_weight", 1.0, "Weight of the feedback term in the teacher's loss.")
+    def _in_bounds(self, value):
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
 
-# --- the teacher's UDA objective and the views ---------------------------------------------
-flags.DEFINE_integer("finetune_steps", 0, "Steps of finetuning the served network (the EMA "
-                     "student) on labeled data after training; 0: no finetuning.")
-flags.DEFINE_float("finetune_lr", 1e-5, "Finetuning learning rate (constant; paper: 1e-5).")
-flags.DEFINE_integer("finetune_batch_size", 512, "Finetuning batch size (paper: 512).")
+    def _bounds_text(self, value):
+        if self.kind == "int":
+            if value > self.high:
+                return f"must be <= {self.high}"
+            return "must be a positive integer" if self.low == 1 else f"must be >= {self.low}"
+        if self.high is None:
+            return f"must be {'>' if self.low_open else '>='} {self.low:g}"
+        return (f"must be in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                f"{')' if self.high_open else ']'}")
 
-flags.DEFINE_float("uda_weight", 0.0, "Weight of the teacher's consistency loss; 0 turns it off.")
-flags.DEFINE_float("uda_temperature", 0.7, "Temperature that sharpens the weak-view targets.")
-flags.DEFINE_float("uda_threshold", 0.6, "Confidence the sharpened target needs to count.")
-flags.DEFINE_integer("uda_ramp_steps", 0, "Steps of the consistency weight's linear ramp.")
-flags.DEFINE_float("weak_noise", 0.1, "Two Moons weak view: std of Gaussian input noise.")
-flags.DEFINE_float("strong_noise", 0.2, "Two Moons strong view: std of Gaussian input noise.")
+
+_KIND_NAMES = {"str": "a string", "path": "a directory path", "enum": "a string",
+               "int": "an integer", "float": "a number", "bool": "true or false",
+               "ints": "comma-separated integers"}
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _field(default, spec):
+    return dataclasses.field(default=default, metadata={"spec": spec})
+
+
+def _str(default, help, registry=None):
+    return _field(default, Spec("str", help, registry=registry))
+
+
+def _path(default, help):
+    return _field(default, Spec("path", help))
+
+
+def _enum(default, choices, help):
+    return _field(default, Spec("enum", help, choices=choices))
+
+
+def _int(default, help, low=0):
+    return _field(default, Spec("int", help, low=low, high=INT_MAX))
+
+
+def _float(default, help, low=0.0, high=None, low_open=False, high_open=False, off=None):
+    return _field(default, Spec("float", help, low=low, high=high, low_open=low_open,
+                                high_open=high_open, off=off))
+
+
+def _fraction(default, help, high_open=True):
+    """A decay, rate or probability in [0, 1)."""
+    return _float(default, help, high=1.0, high_open=high_open)
+
+
+def _bool(default, help):
+    return _field(default, Spec("bool", help))
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """One run's settings; dumped to model_dir/config.json."""
+    """One run's settings; dumped to model_dir/config.json. Each field is the flag of its name."""
 
-    model_dir: str = ""
-    mode: str = "train"
-    method: str = "mpl"
-    dataset: str = "two_moons"
-    num_labeled: int = 12
-    split_seed: int = 0
-    seed: int = 0
-    train_steps: int = 10000
-    log_every: int = 1000
-    checkpoint_every: int = 0
-    steps_per_execution: int = 1
-    strategy: str = "auto"
-    tpu: str = None
-    jit_compile: bool = False
-    precision: str = "float32"
-    eval_batch_size: int = 256
-    select_on_val: bool = False
-    max_nonfinite_steps: int = 20
-    model: str = "mlp"
-    mlp_hidden: tuple = (8, 8)
-    mlp_activation: str = "sigmoid"
-    mlp_init_scale: float = 0.1
-    dropout_rate: float = 0.0
-    batch_norm_decay: float = 0.99
-    batch_norm_epsilon: float = 1e-3
-    label_fraction: float = 0.0
-    num_val: int = 0
-    unlabeled_excludes_labeled: bool = False
-    extra_unlabeled: bool = False
-    data_dir: str = None
-    manual_dir: str = None
-    image_size: int = 0
-    uda_ratio: int = 0
-    augment_magnitude: float = 16.0
-    cutout_size: int = 16
-    skip_corrupt_images: bool = False
-    labeled_batch_size: int = 12
-    unlabeled_batch_size: int = 64
-    teacher_lr: float = 0.1
-    student_lr: float = 0.1
-    momentum: float = 0.0
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    grad_clip_norm: float = 0.0
-    lr_schedule: str = "constant"
-    teacher_warmup_steps: int = 0
-    student_warmup_steps: int = 0
-    student_wait_steps: int = 0
-    ema_decay: float = 0.0
-    ema_start_step: int = 0
-    label_smoothing: float = 0.0
-    label_type: str = "sampled"
-    feedback: str = "taylor"
-    feedback_sign: str = "paper"
-    feedback_forwards: str = "common"
-    feedback_baseline_decay: float = 0.0
-    feedback_weight: float = 1.0
-    finetune_steps: int = 0
-    finetune_lr: float = 1e-5
-    finetune_batch_size: int = 512
-    uda_weight: float = 0.0
-    uda_temperature: float = 0.7
-    uda_threshold: float = 0.6
-    uda_ramp_steps: int = 0
-    weak_noise: float = 0.1
-    strong_noise: float = 0.2
+    # --- the run -----------------------------------------------------------------------------
+    model_dir: str = _path("", "Run directory: config, logs, results.json, figures.")
+    mode: str = _enum("train", MODES, "train: train (then finetune if --finetune_steps); "
+                      "finetune: finetune the served network of a finished run in --model_dir.")
+    method: str = _enum("mpl", METHODS, "mpl: teacher + student; uda: the teacher's own "
+                        "objective alone; supervised: labeled data only.")
+    dataset: str = _str("two_moons", "Data source (see mpl_tf/data/sources.py).",
+                        registry="dataset")
+    num_labeled: int = _int(12, "Labeled examples, class-balanced, chosen by split_seed.", low=1)
+    split_seed: int = _int(0, "Seed of the labeled subset (same for every method).")
+    seed: int = _int(0, "Seed of initialisation, augmentation and label sampling.")
+    train_steps: int = _int(10000, "Training steps (teacher updates).", low=1)
+    log_every: int = _int(1000, "Steps per Keras epoch: progress bar, CSV and TensorBoard.", low=1)
+    checkpoint_every: int = _int(0, "Steps between full-state checkpoints (a multiple of "
+                                 "--log_every; 0 means every --log_every steps). Rerunning the "
+                                 "same command resumes from the newest one.")
+    steps_per_execution: int = _int(1, "Steps run inside one tf.function call.", low=1)
+    strategy: str = _enum("auto", STRATEGIES, "tf.distribute strategy (auto: TPU with --tpu, "
+                          "multi_worker with a multi-worker TF_CONFIG, mirrored with several "
+                          "GPUs, else default). Batch sizes are global, split evenly over "
+                          "replicas.")
+    jit_compile: bool = _bool(False, "Compile the train step with XLA (one device or TPU; on CPU "
+                              "it was slower here, see benchmarks/results/step_benchmark.md).")
+    precision: str = _enum("float32", PRECISIONS, "Compute precision of the networks: bfloat16 "
+                           "and mixed_float16 keep float32 variables, inputs and logits and "
+                           "compute the layers in 16 bits (mixed_float16 with dynamic loss "
+                           "scaling for both optimizers; bfloat16 for TPUs and recent CPUs, "
+                           "float16 for GPUs).")
+    tpu: str = _str(None, "TPU address for --strategy=tpu (name, grpc://host:port, local).")
+    eval_batch_size: int = _int(256, "Batch size for evaluation.", low=1)
+    select_on_val: bool = _bool(False, "Evaluate on the validation split after every "
+                                "--log_every steps and keep the best (never the test split); "
+                                "else keep the final weights, as the paper does.")
+    max_nonfinite_steps: int = _int(20, "Stop the run after this many steps in a row with a "
+                                    "non-finite loss or gradient (each one is skipped).", low=1)
+
+    # --- the networks ------------------------------------------------------------------------
+    model: str = _str("mlp", "Network for teacher and student (see mpl_tf/models).",
+                      registry="model")
+    mlp_hidden: tuple = _field((8, 8), Spec("ints", "Hidden layer widths of the MLP.", low=1))
+    mlp_activation: str = _str("sigmoid", "Activation of the MLP's hidden layers.",
+                               registry="activation")
+    mlp_init_scale: float = _float(0.1, "MLP weights and biases start U(-scale, scale).",
+                                   low_open=True)
+    dropout_rate: float = _fraction(0.0, "Dropout before the classifier (released: 0.2 CIFAR).")
+    batch_norm_decay: float = _fraction(0.99, "Batch-norm moving-average decay (momentum).")
+    batch_norm_epsilon: float = _float(1e-3, "Batch-norm epsilon.", low_open=True)
+
+    # --- data: source, splits, views -----------------------------------------------------------
+    label_fraction: float = _float(0.0, "Fraction of the training set that is labeled, in "
+                                   "(0, 1]; 0 means use --num_labeled.", high=1.0,
+                                   low_open=True, off=0.0)
+    num_val: int = _int(0, "Validation examples held out of the training set for model "
+                        "selection (0: the dataset's default).")
+    unlabeled_excludes_labeled: bool = _bool(False, "Leave the labeled examples out of the "
+                                             "unlabeled pool (the released code keeps them in).")
+    extra_unlabeled: bool = _bool(False, "Add the dataset's extra split to the unlabeled pool "
+                                  "(svhn_cropped: its 531k `extra` images).")
+    data_dir: str = _path(None, "TFDS data directory.")
+    manual_dir: str = _path(None, "TFDS manual download directory (ImageNet tars).")
+    image_size: int = _int(0, "Training image size; 0 keeps the dataset's own (224 for "
+                           "ImageNet).")
+    uda_ratio: int = _int(0, "Unlabeled batch = uda_ratio x labeled batch; 0 means use "
+                          "--unlabeled_batch_size.")
+    augment_magnitude: float = _float(16.0, "RandAugment magnitude on the released code's scale "
+                                      "(levels out of 10; 16 extrapolates, as released for "
+                                      "CIFAR).")
+    cutout_size: int = _int(16, "Side of the cutout square in the strong view; 0: none.")
+    skip_corrupt_images: bool = _bool(False, "Skip unreadable image files (with a warning) "
+                                      "instead of failing.")
+
+    # --- batches and optimisation (batch sizes are global, over all replicas) -----------------
+    labeled_batch_size: int = _int(12, "Global labeled batch size B.", low=1)
+    unlabeled_batch_size: int = _int(64, "Global unlabeled batch size U.", low=1)
+    teacher_lr: float = _float(0.1, "Teacher learning rate (peak, before any schedule).",
+                               low_open=True)
+    student_lr: float = _float(0.1, "Student learning rate (peak, before any schedule).",
+                               low_open=True)
+    momentum: float = _fraction(0.0, "SGD momentum (TF1 semantics; 0 is plain SGD).")
+    nesterov: bool = _bool(False, "Nesterov momentum.")
+    weight_decay: float = _float(0.0, "Added as wd*w to the gradient of non-BN variables.")
+    grad_clip_norm: float = _float(0.0, "Clip gradients by this global norm; 0 turns it off.")
+    lr_schedule: str = _enum("constant", LR_SCHEDULES, "Learning-rate decay after warmup.")
+    teacher_warmup_steps: int = _int(0, "Linear warmup steps of the teacher's lr.")
+    student_warmup_steps: int = _int(0, "Linear warmup steps of the student's lr.")
+    student_wait_steps: int = _int(0, "Steps the student's lr stays 0 at the start.")
+    ema_decay: float = _fraction(0.0, "Decay of the EMA of the trained network (student) that is "
+                                 "evaluated and served; 0 serves the network itself.")
+    ema_start_step: int = _int(0, "Step the EMA starts averaging at.")
+    label_smoothing: float = _fraction(0.0, "Smoothing of the student's pseudo-label targets and "
+                                       "the teacher's supervised targets.")
+
+    # --- Meta Pseudo Labels ------------------------------------------------------------------
+    label_type: str = _enum("sampled", LABEL_TYPES, "Pseudo labels the student learns from: "
+                            "sampled from the teacher (paper), its argmax, or its soft "
+                            "distribution (released code).")
+    feedback: str = _str("taylor", "Teacher feedback estimator (registry: mpl_tf/feedback): "
+                         "taylor (old minus new labeled loss), dot (student lr times the product "
+                         "of the two gradients), exact (differentiate through the student's "
+                         "step; soft labels), none.", registry="feedback")
+    feedback_sign: str = _enum("paper", FEEDBACK_SIGNS, "paper: h = old - new labeled loss (eq. "
+                               "12); released: new - old, as the released code writes it.")
+    feedback_forwards: str = _str("common", "How the student's labeled loss is measured before "
+                                  "and after its step (registry: mpl_tf/feedback/forwards.py): "
+                                  "common (x_l alone, one dropout mask and batch-norm batch: h "
+                                  "measures the step), independent (x_l alone, fresh masks), "
+                                  "released (before from the joint [x_u_strong; x_l] forward, "
+                                  "after from x_l with a fresh mask).",
+                                  registry="feedback_forwards")
+    feedback_baseline_decay: float = _fraction(0.0, "Decay of the moving-average baseline "
+                                               "subtracted from h; 0 turns the baseline off.")
+    feedback_weight: float = _float(1.0, "Weight of the feedback term in the teacher's loss.")
+
+    # --- finetuning, the teacher's UDA objective and the views -------------------------------
+    finetune_steps: int = _int(0, "Steps of finetuning the served network (the EMA student) on "
+                               "labeled data after training; 0: no finetuning.")
+    finetune_lr: float = _float(1e-5, "Finetuning learning rate (constant; paper: 1e-5).",
+                                low_open=True)
+    finetune_batch_size: int = _int(512, "Finetuning batch size (paper: 512).", low=1)
+    uda_weight: float = _float(0.0, "Weight of the teacher's consistency loss; 0 turns it off.")
+    uda_temperature: float = _float(0.7, "Temperature that sharpens the weak-view targets.",
+                                    low_open=True)
+    uda_threshold: float = _fraction(0.6, "Confidence the sharpened target needs to count.",
+                                     high_open=False)
+    uda_ramp_steps: int = _int(0, "Steps of the consistency weight's linear ramp.")
+    weak_noise: float = _float(0.1, "Two Moons weak view: std of Gaussian input noise.")
+    strong_noise: float = _float(0.2, "Two Moons strong view: std of Gaussian input noise.")
 
     @classmethod
     def from_flags(cls, flag_values=flags.FLAGS):
-        """Reads every field from the parsed absl flags of the same name."""
+        """Reads every field from the parsed absl flags of the same name (an unset string flag
+        is the field's default)."""
         values = {f.name: flag_values[f.name].value for f in dataclasses.fields(cls)}
-        values["mlp_hidden"] = tuple(int(w) for w in values["mlp_hidden"])
-        values["model_dir"] = values["model_dir"] or ""
+        values = {name: cls.__dataclass_fields__[name].default if value is None else value
+                  for name, value in values.items()}
+        values["mlp_hidden"] = tuple(values["mlp_hidden"])
         return cls(**values)
 
     @classmethod
@@ -249,71 +307,19 @@ class Config:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
     def validate(self):
-        """Raises ConfigError for the first value that cannot run; returns self otherwise."""
-        _one_of("mode", self.mode, MODES)
-        _one_of("method", self.method, METHODS)
-        _one_of("label_type", self.label_type, LABEL_TYPES)
-        _one_of("feedback", self.feedback, FEEDBACKS)
-        _one_of("feedback_sign", self.feedback_sign, FEEDBACK_SIGNS)
-        _one_of("feedback_forwards", self.feedback_forwards, FEEDBACK_FORWARDS)
-        _one_of("lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        _one_of("strategy", self.strategy, STRATEGIES)
-        _one_of("model", self.model, MODELS)
-        _one_of("precision", self.precision, PRECISIONS)
-        on_tpu = self.strategy == "tpu" or (self.strategy == "auto" and self.tpu)
-        if self.precision == "mixed_float16" and on_tpu:
-            raise ConfigError("--precision=mixed_float16 does not run on TPUs; use "
-                              "--precision=bfloat16")
-        for name in ("train_steps", "log_every", "steps_per_execution", "eval_batch_size",
-                     "labeled_batch_size", "unlabeled_batch_size", "num_labeled",
-                     "finetune_batch_size", "max_nonfinite_steps"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"--{name}={getattr(self, name)} must be a positive integer")
-        for name in ("teacher_lr", "student_lr", "finetune_lr"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"--{name}={getattr(self, name)} must be > 0")
-        for name in ("teacher_warmup_steps", "student_warmup_steps", "student_wait_steps",
-                     "uda_ramp_steps", "ema_start_step", "finetune_steps"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"--{name}={getattr(self, name)} must be >= 0")
-        for name in ("weight_decay", "grad_clip_norm", "uda_weight", "weak_noise",
-                     "strong_noise", "feedback_weight"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"--{name}={getattr(self, name)} must be >= 0")
-        _in_range("momentum", self.momentum, 0.0, 1.0, closed_high=False)
-        _in_range("label_smoothing", self.label_smoothing, 0.0, 1.0, closed_high=False)
-        _in_range("feedback_baseline_decay", self.feedback_baseline_decay, 0.0, 1.0,
-                  closed_high=False)
-        _in_range("uda_threshold", self.uda_threshold, 0.0, 1.0, closed_high=True)
-        _in_range("dropout_rate", self.dropout_rate, 0.0, 1.0, closed_high=False)
-        _in_range("ema_decay", self.ema_decay, 0.0, 1.0, closed_high=False)
-        _in_range("batch_norm_decay", self.batch_norm_decay, 0.0, 1.0, closed_high=False)
-        if self.label_fraction and not 0.0 < self.label_fraction <= 1.0:
-            raise ConfigError(f"--label_fraction={self.label_fraction} must be in (0, 1]")
-        for name in ("num_val", "image_size", "uda_ratio", "cutout_size"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"--{name}={getattr(self, name)} must be >= 0")
-        if self.batch_norm_epsilon <= 0:
-            raise ConfigError(f"--batch_norm_epsilon={self.batch_norm_epsilon} must be > 0")
-        if not self.uda_temperature > 0:
-            raise ConfigError(f"--uda_temperature={self.uda_temperature} must be > 0")
-        if not self.mlp_hidden or min(self.mlp_hidden) <= 0:
-            raise ConfigError(f"--mlp_hidden={','.join(map(str, self.mlp_hidden))} must list "
-                              "positive widths")
-        steps_per_epoch = min(self.log_every, self.train_steps)
-        if self.train_steps % steps_per_epoch:
-            raise ConfigError(f"--train_steps={self.train_steps} must be a multiple of "
-                              f"--log_every={self.log_every}")
-        if steps_per_epoch % self.steps_per_execution:
-            raise ConfigError(f"--steps_per_execution={self.steps_per_execution} must divide "
-                              f"the steps per epoch ({steps_per_epoch})")
-        if self.checkpoint_every < 0 or self.checkpoint_every % steps_per_epoch:
-            raise ConfigError(f"--checkpoint_every={self.checkpoint_every} must be a "
-                              f"non-negative multiple of --log_every={self.log_every}")
-        if self.mode == "finetune" and not self.finetune_steps:
-            raise ConfigError("--mode=finetune needs --finetune_steps > 0")
-        if self.method == "mpl":
-            self._validate_feedback()
+        """Raises ConfigError for the first value that cannot run; returns self otherwise.
+
+        Each field alone first (its Spec), then the fields together, then the names that must
+        exist in the installed registries (last: checking them imports TensorFlow)."""
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            problem = field.metadata["spec"].problem(value)
+            if problem:
+                shown = ",".join(map(str, value)) if field.name == "mlp_hidden" else value
+                raise ConfigError(f"--{field.name}={shown} {problem}")
+        self._validate_together()
+        self._validate_conflicts()
+        _check_registered(self)
         return self
 
     def finetuning(self, num_replicas=1):
@@ -327,26 +333,103 @@ class Config:
             steps_per_execution=math.gcd(self.steps_per_execution, self.finetune_steps),
             uda_ratio=0, unlabeled_batch_size=num_replicas)
 
-    def _validate_feedback(self):
-        """The estimator says which pseudo-label types it has a gradient for, and whether a
-        sign applies (mpl_tf/feedback)."""
-        estimator = feedback.ESTIMATORS[self.feedback]
-        if self.label_type not in estimator.label_types:
-            raise ConfigError(f"--feedback={self.feedback} needs --label_type="
-                              f"{' or '.join(estimator.label_types)} (got "
-                              f"--label_type={self.label_type}): {estimator.label_type_reason}")
-        if not estimator.takes_sign and self.feedback_sign != "paper":
-            raise ConfigError(f"--feedback_sign does not apply to --feedback={self.feedback}, "
-                              "which takes the true derivative (use --feedback_sign=paper)")
+    def _validate_together(self):
+        """Step counts that must divide each other, and settings that need another one."""
+        on_tpu = self.strategy == "tpu" or (self.strategy == "auto" and self.tpu)
+        if self.precision == "mixed_float16" and on_tpu:
+            raise ConfigError("--precision=mixed_float16 does not run on TPUs; use "
+                              "--precision=bfloat16")
+        steps_per_epoch = min(self.log_every, self.train_steps)
+        if self.train_steps % steps_per_epoch:
+            raise ConfigError(f"--train_steps={self.train_steps} must be a multiple of "
+                              f"--log_every={self.log_every}")
+        if steps_per_epoch % self.steps_per_execution:
+            raise ConfigError(f"--steps_per_execution={self.steps_per_execution} must divide "
+                              f"the steps per epoch ({steps_per_epoch})")
+        if self.checkpoint_every % steps_per_epoch:
+            raise ConfigError(f"--checkpoint_every={self.checkpoint_every} must be a "
+                              f"non-negative multiple of --log_every={self.log_every}")
+        if self.mode == "finetune" and not self.finetune_steps:
+            raise ConfigError("--mode=finetune needs --finetune_steps > 0")
+
+    def _validate_conflicts(self):
+        """Two flags that would each decide the same thing: refused, rather than one silently
+        winning (and the records then saying what was not done)."""
+        if self.label_fraction and self.num_labeled != _default("num_labeled"):
+            raise ConfigError(f"--label_fraction={self.label_fraction:g} and "
+                              f"--num_labeled={self.num_labeled} both set the number of labeled "
+                              "examples; pass one of them")
+        if self.uda_ratio and self.unlabeled_batch_size != _default("unlabeled_batch_size"):
+            raise ConfigError(f"--uda_ratio={self.uda_ratio} and --unlabeled_batch_size="
+                              f"{self.unlabeled_batch_size} both set the unlabeled batch; pass "
+                              "one of them")
+        if self.tpu and self.strategy not in ("auto", "tpu"):
+            raise ConfigError(f"--tpu={self.tpu} is for --strategy=tpu (or auto), not "
+                              f"--strategy={self.strategy}")
+        if self.ema_start_step and not self.ema_decay:
+            raise ConfigError(f"--ema_start_step={self.ema_start_step} needs --ema_decay > 0 "
+                              "(there is no EMA to start)")
 
 
-def _one_of(name, value, valid):
-    if value not in valid:
-        raise ConfigError(f"--{name}={value} is not valid; valid values: {', '.join(valid)}")
+def _default(name):
+    return Config.__dataclass_fields__[name].default
 
 
-def _in_range(name, value, low, high, closed_high):
-    ok = low <= value <= high if closed_high else low <= value < high
-    if not ok:
-        bracket = "]" if closed_high else ")"
-        raise ConfigError(f"--{name}={value} must be in [{low:g}, {high:g}{bracket}")
+def _check_registered(config):
+    """The network, dataset, feedback estimator and activation must be ones the installed code
+    provides (an MPL run's estimator must also take its label type and sign), and
+    --extra_unlabeled needs a dataset with an extra split. The registries live with the code
+    that builds them (mpl_tf/models, mpl_tf/data/sources.py, Keras), whose import loads
+    TensorFlow; its start-up notices are kept off stderr."""
+    with cli.stderr_silenced():
+        import keras
+
+        from mpl_tf import feedback
+        from mpl_tf import models
+        from mpl_tf.data import sources
+    models.check_name(config.model)
+    feedback.check_config(config)
+    sources.check_name(config.dataset)
+    if config.extra_unlabeled and not sources.has_extra_split(config.dataset):
+        raise ConfigError(f"--extra_unlabeled: --dataset={config.dataset} has no extra split "
+                          "(svhn_cropped has)")
+    try:
+        keras.activations.get(config.mlp_activation)
+    except ValueError:
+        raise ConfigError(f"--mlp_activation={config.mlp_activation} is not a Keras activation "
+                          "(e.g. sigmoid, relu, tanh, gelu, silu)") from None
+
+
+class _WidthsParser(flags.ListParser):
+    """Comma-separated integers: a word that is not one fails as the flag's parse error."""
+
+    def parse(self, argument):
+        words = super().parse(argument)
+        try:
+            return [int(word) for word in words]
+        except (TypeError, ValueError):
+            raise ValueError(f"{_KIND_NAMES['ints']} expected, got {argument!r}") from None
+
+    def flag_type(self):
+        return "comma separated list of integers"
+
+
+def define_flags(flag_values=flags.FLAGS):
+    """Defines one absl flag per Config field: its name, its default (an empty string as an
+    unset flag), its help text and, for enums, its choices."""
+    for field in dataclasses.fields(Config):
+        spec, name = field.metadata["spec"], field.name
+        default = field.default if field.default != "" else None
+        if spec.kind == "ints":
+            flags.DEFINE(_WidthsParser(), name, ",".join(map(str, default)), spec.help,
+                         flag_values, serializer=flags.CsvListSerializer(","))
+        elif spec.kind == "enum":
+            flags.DEFINE_enum(name, default, spec.choices, spec.help, flag_values=flag_values)
+        else:
+            define = {"str": flags.DEFINE_string, "path": flags.DEFINE_string,
+                      "int": flags.DEFINE_integer, "float": flags.DEFINE_float,
+                      "bool": flags.DEFINE_bool}[spec.kind]
+            define(name, default, spec.help, flag_values=flag_values)
+
+
+define_flags()

@@ -20,6 +20,7 @@ from absl import flags
 from mpl_tf import cli
 from mpl_tf import config as config_lib
 from mpl_tf import export
+from mpl_tf.cli import parse_flags
 from mpl_tf import run_dir
 from mpl_tf.config import ConfigError
 from mpl_tf.data import sources
@@ -114,9 +115,11 @@ def main(argv):
     flags.DEFINE_enum("split", "test", SPLITS, "Which split to evaluate.", flag_values=cli)
     flags.DEFINE_string("output", None, "Also write the JSON here.", flag_values=cli)
     cli.append_flag_values(flags.FLAGS)  # every training flag: data, --model_dir, batch size
-    cli.unparse_flags()  # shared flag objects: start from their defaults on every call
+    for module, module_flags in flags.FLAGS.flags_by_module_dict().items():
+        for flag in module_flags:  # listed by --helpfull under the module defining them
+            cli.register_flag_by_module(module, flag)
     try:
-        cli(argv)
+        parse_flags(cli, argv, __doc__)
         export.start_tensorflow_quietly()
         if bool(cli.model_dir) == bool(cli.saved_model):
             raise ConfigError("pass exactly one of --model_dir (a finished run) and "

@@ -31,7 +31,7 @@ import tempfile
 from absl import flags
 
 
-from mpl_tf.cli import stderr_silenced
+from mpl_tf.cli import parse_flags, stderr_silenced
 
 with stderr_silenced():
     import keras
@@ -325,7 +325,7 @@ def main(argv):
                         flag_values=cli)
     flags.DEFINE_bool("overwrite", False, "Replace an existing DIR/export.", flag_values=cli)
     try:
-        cli(argv)
+        parse_flags(cli, argv, __doc__)
         start_tensorflow_quietly()
         if not cli.model_dir:
             raise ConfigError("--model_dir is required: the run directory to export")

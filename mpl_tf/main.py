@@ -48,7 +48,7 @@ def _config_from_flags():
 
 def main(argv):
     try:
-        flags.FLAGS(argv)
+        cli.parse_flags(flags.FLAGS, argv, __doc__)
         config = _config_from_flags()
         strategy = _start_tensorflow(config)
         from mpl_tf.data import sources

@@ -18,6 +18,7 @@ from absl import flags
 
 from mpl_tf import cli
 from mpl_tf import export
+from mpl_tf.cli import parse_flags
 from mpl_tf.config import ConfigError
 from mpl_tf.export import tf  # TensorFlow, imported quietly by export
 
@@ -105,7 +106,7 @@ def main(argv):
     flags.DEFINE_string("output", "predictions.csv", "CSV to write.", flag_values=cli)
     flags.DEFINE_integer("batch_size", 64, "Images per call.", lower_bound=1, flag_values=cli)
     try:
-        cli(argv)
+        parse_flags(cli, argv, __doc__)
         export.start_tensorflow_quietly()
         if not cli.saved_model or not cli.images:
             raise ConfigError("--saved_model and --images are required")

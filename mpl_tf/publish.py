@@ -19,6 +19,7 @@ from absl import flags
 from kagglehub import config as kaggle_config
 
 from mpl_tf import model_card
+from mpl_tf.cli import parse_flags
 from mpl_tf.config import ConfigError
 
 HANDLE_FORMAT = "OWNER/MODEL/tensorFlow2/VARIATION"
@@ -102,7 +103,7 @@ def main(argv):
     flags.DEFINE_string("handle", None, f"Kaggle Models handle {HANDLE_FORMAT}.",
                         flag_values=cli)
     try:
-        cli(argv)
+        parse_flags(cli, argv, __doc__)
         if not cli.export_dir or not cli.handle:
             raise ConfigError("--export_dir and --handle are required")
         directory = publish(cli.export_dir, cli.handle)

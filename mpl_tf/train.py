@@ -284,10 +284,14 @@ def run(config, data, strategy=None):
                             resume_dir=resume_dir)
     results = {
         "dataset": config.dataset, "method": config.method, "seed": config.seed,
-        "split_seed": config.split_seed, "num_labeled": config.num_labeled,
+        "split_seed": config.split_seed,
+        # the count used, whichever flag chose it (--label_fraction, or a dataset's own subset)
+        "num_labeled": len(data.labeled_labels),
         "train_steps": config.train_steps, **_accuracies(model, data, config),
         "train_logs_mean": train_logs,
     }
+    if config.label_fraction:
+        results["label_fraction"] = config.label_fraction
     if config.select_on_val:
         results["selected_step"] = getattr(model, "selected_step", None)  # None: no epoch ran
     if config.ema_decay:

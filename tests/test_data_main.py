@@ -56,3 +56,16 @@ def test_bad_data_flags_fail_in_one_line(tmp_path, flag, message):
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and message in lines[0], done.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_results_record_the_labeled_count_label_fraction_chose(tmp_path):
+    """results.json's num_labeled is the number of labeled examples used, not --num_labeled's
+    default, when --label_fraction chose it."""
+    model_dir = tmp_path / "run"
+    done = run_main("--dataset=digits", "--model=mlp", "--label_fraction=0.1",
+                    f"--model_dir={model_dir}", "--train_steps=20", "--log_every=20",
+                    "--labeled_batch_size=16", "--unlabeled_batch_size=32")
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((model_dir / "results.json").read_text())
+    labeled = json.loads((model_dir / "labeled_indices.json").read_text())["indices"]
+    assert results["num_labeled"] == len(labeled) > 100 and results["label_fraction"] == 0.1

@@ -60,6 +60,10 @@ def test_two_moons_run_writes_the_run_dir_contract(tmp_path):
     ("--label_type=soft", "zero gradient"),
     ("--precision=float64", "--precision=float64"),
     ("--precision=mixed_float16 --strategy=tpu --tpu=local", "does not run on TPUs"),
+    ("--seed=-1", "--seed=-1 must be >= 0"),
+    ("--mlp_activation=banana", "--mlp_activation=banana is not a Keras activation"),
+    ("--teacher_lr=nan", "--teacher_lr=nan must be a finite number"),
+    ("--label_fraction=0.1 --num_labeled=20", "both set the number of labeled examples"),
 ])
 def test_bad_input_fails_in_one_line_before_training(tmp_path, flag, message):
     model_dir = tmp_path / "run"

@@ -69,13 +69,13 @@ def test_cifar10_4000_smoke_run_on_mock_data(tmp_path):
     assert (tmp_path / "run" / "export" / "saved_model" / "saved_model.pb").exists()
 
 
-def test_config_defaults_are_the_flag_defaults():
-    """Config repeats each flag's default as a dataclass field: they must not drift apart."""
+def test_every_config_field_is_a_flag_with_its_default_and_help():
+    """The flags are generated from the Config fields: same names, defaults, help, choices."""
     import dataclasses
 
     for field in dataclasses.fields(Config):
-        default = flags.FLAGS[field.name].default
-        if field.name == "mlp_hidden":
-            default = tuple(int(w) for w in default)
-        assert field.default == (default or "" if field.name == "model_dir" else default), \
-            field.name
+        flag, spec = flags.FLAGS[field.name], field.metadata["spec"]
+        default = tuple(flag.default) if field.name == "mlp_hidden" else flag.default
+        assert default == (field.default if field.default != "" else None), field.name
+        assert flag.help.endswith(spec.help) and getattr(flag.parser, "enum_values", None) == (
+            list(spec.choices) if spec.choices else None), field.name

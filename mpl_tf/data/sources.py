@@ -32,9 +32,24 @@ def load(config):
         return tfds_sources.load(config)
     if name in ("imagenet", "imagenet2012"):
         return imagenet.load(config)
+    check_name(name)
+    return folder.load(config, name[len(FOLDER_PREFIX):])
+
+
+def check_name(name):
+    """Raises ConfigError unless `name` is a registered dataset or folder:PATH."""
     if name.startswith(FOLDER_PREFIX) and len(name) > len(FOLDER_PREFIX):
-        return folder.load(config, name[len(FOLDER_PREFIX):])
-    raise ConfigError(f"--dataset={name} is not valid; valid values: {', '.join(DATASETS)}")
+        return
+    if name not in DATASETS:
+        raise ConfigError(f"--dataset={name} is not valid; valid values: {', '.join(DATASETS)}")
+
+
+def has_extra_split(name):
+    """Whether --extra_unlabeled can add anything to `name`'s unlabeled pool."""
+    from mpl_tf.data import tfds_sources
+
+    spec = tfds_sources.SPECS.get(name)
+    return bool(spec and spec.extra_split)
 
 
 def two_moons(num_labeled, split_seed, num_points=2000, num_val=500):

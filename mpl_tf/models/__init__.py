@@ -70,11 +70,16 @@ def weight_decay_mask(network):
     return [id(v) not in exempt for v in network.trainable_variables]
 
 
+def check_name(model):
+    """Raises ConfigError unless `model` names a registered network."""
+    if model not in NETWORKS:
+        raise ConfigError(f"--model={model} is not valid; valid values: {', '.join(NETWORKS)}")
+
+
 def check_input_shape(model, input_shape):
     """Raises ConfigError unless `model` is registered and, if it is convolutional, gets
     (height, width, channels) images big enough for it (the MLP flattens anything)."""
-    if model not in NETWORKS:
-        raise ConfigError(f"--model={model} is not valid; valid values: {', '.join(NETWORKS)}")
+    check_name(model)
     size = NETWORKS[model].min_image_size
     if not size:
         return
