@@ -15,6 +15,7 @@ import os
 from absl import flags
 
 from mpl_tf import cli
+from mpl_tf import feedback as feedback_registry
 
 METHODS = ("mpl", "uda", "supervised")
 LABEL_TYPES = ("sampled", "argmax", "soft")
@@ -241,19 +242,17 @@ class Config:
     label_type: str = _enum("sampled", LABEL_TYPES, "Pseudo labels the student learns from: "
                             "sampled from the teacher (paper), its argmax, or its soft "
                             "distribution (released code).")
-    feedback: str = _str("taylor", "Teacher feedback estimator (registry: mpl_tf/feedback): "
-                         "taylor (old minus new labeled loss), dot (student lr times the product "
-                         "of the two gradients), exact (differentiate through the student's "
-                         "step; soft labels), none.", registry="feedback")
+    feedback: str = _enum("taylor", feedback_registry.NAMES, "Teacher feedback: taylor (old "
+                          "minus new labeled loss), dot (student lr times the product of the "
+                          "two gradients), exact (differentiate through the student's step; "
+                          "soft labels), none.")
     feedback_sign: str = _enum("paper", FEEDBACK_SIGNS, "paper: h = old - new labeled loss (eq. "
                                "12); released: new - old, as the released code writes it.")
-    feedback_forwards: str = _str("common", "How the student's labeled loss is measured before "
-                                  "and after its step (registry: mpl_tf/feedback/forwards.py): "
-                                  "common (x_l alone, one dropout mask and batch-norm batch: h "
-                                  "measures the step), independent (x_l alone, fresh masks), "
-                                  "released (before from the joint [x_u_strong; x_l] forward, "
-                                  "after from x_l with a fresh mask).",
-                                  registry="feedback_forwards")
+    feedback_forwards: str = _enum("common", tuple(feedback_registry.FORWARDS),
+                                   "How the student's labeled loss is measured before and "
+                                   "after its step: " +
+                                   "; ".join(f"{name}: {forwards.doc}" for name, forwards
+                                             in feedback_registry.FORWARDS.items()) + ".")
     feedback_baseline_decay: float = _fraction(0.0, "Decay of the moving-average baseline "
                                                "subtracted from h; 0 turns the baseline off.")
     feedback_weight: float = _float(1.0, "Weight of the feedback term in the teacher's loss.")
@@ -384,11 +383,10 @@ def _check_registered(config):
     with cli.stderr_silenced():
         import keras
 
-        from mpl_tf import feedback
         from mpl_tf import models
         from mpl_tf.data import sources
     models.check_name(config.model)
-    feedback.check_config(config)
+    feedback_registry.check_config(config)
     sources.check_name(config.dataset)
     if config.extra_unlabeled and not sources.has_extra_split(config.dataset):
         raise ConfigError(f"--extra_unlabeled: --dataset={config.dataset} has no extra split "

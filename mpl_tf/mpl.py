@@ -23,6 +23,7 @@ from mpl_tf import feedback
 from mpl_tf import losses
 from mpl_tf import pseudo_labels
 from mpl_tf.distribute import replica_sum
+from mpl_tf.feedback.base import StudentStep
 from mpl_tf.feedback.forwards import FORWARDS
 from mpl_tf.models import weight_decay_mask
 from mpl_tf.trainer import (ClassifierTrainer, all_finite, random_states, restore,
@@ -208,7 +209,7 @@ class MetaPseudoLabels(ClassifierTrainer):
                 labeled_tape, after, student_vars))
             student_finite = tf.logical_and(student_finite, all_finite(labeled_grads))
         before, after = replica_sum([before, after])
-        record = feedback.StudentStep(
+        record = StudentStep(
             labeled_loss_before=before, labeled_loss_after=after,
             step_size=student_lr * self.student_optimizer.gradient_coefficient,
             pseudo_grads=pseudo_grads, pseudo_grads_global=pseudo_grads_global,

@@ -62,8 +62,8 @@ def build_model(config, input_shape, num_classes, method=None, dtype=None, pixel
     teacher_seed, student_seed = 2 * config.seed, 2 * config.seed + 1
     network = functools.partial(models.build, config, input_shape, num_classes, dtype=dtype,
                                 pixel_mean=pixel_mean, pixel_std=pixel_std,
-                                differentiated_twice=method == "mpl" and feedback.ESTIMATORS[
-                                    config.feedback].records_student_step)
+                                differentiated_twice=method == "mpl" and feedback.estimator_class(
+                                    config.feedback).records_student_step)
     if method == "mpl":
         model = MetaPseudoLabels(network(seed=teacher_seed, name="teacher"),
                                  network(seed=student_seed, name="student"), config)

@@ -50,6 +50,7 @@ def bad_values(name, spec, a_file):
         yield [f"--{name}={a_file}"], "a file, not a directory"
     elif spec.registry:
         yield [f"--{name}=banana"], "not registered"
+        yield [f"--{name}="], "not registered"
     else:  # a free string: --tpu, which only a TPU strategy takes
         yield [f"--{name}=banana", "--strategy=default"], "conflicts with --strategy"
 

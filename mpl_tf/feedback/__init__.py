@@ -1,43 +1,44 @@
 """The teacher's feedback estimators, by the name `--feedback` takes.
 
 A new estimator is one module with an `Estimator` subclass (mpl_tf/feedback/base.py says what
-it may declare and override) plus one line here; the step and the config's checks read this
-registry.
+it may declare and override) plus one line in `_CLASSES`; the flag's choices, the step and the
+config's checks read this registry. Names are known without importing TensorFlow (the flags
+are defined and checked before it is imported); an estimator's module loads when it is built.
 """
 
-from mpl_tf.config import ConfigError
-from mpl_tf.feedback.base import Estimator, StudentStep
-from mpl_tf.feedback.dot import Dot
-from mpl_tf.feedback.exact import Exact
-from mpl_tf.feedback.forwards import FORWARDS
-from mpl_tf.feedback.none import NoFeedback
-from mpl_tf.feedback.taylor import Taylor
+import importlib
 
-ESTIMATORS = {
-    "taylor": Taylor,
-    "dot": Dot,
-    "exact": Exact,
-    "none": NoFeedback,
+from mpl_tf.feedback.forwards import FORWARDS
+
+# name: (module in this package, class)
+_CLASSES = {
+    "taylor": ("taylor", "Taylor"),
+    "dot": ("dot", "Dot"),
+    "exact": ("exact", "Exact"),
+    "none": ("none", "NoFeedback"),
 }
+NAMES = tuple(_CLASSES)
+
+
+def estimator_class(name):
+    """The `Estimator` subclass registered as `name`."""
+    module, cls = _CLASSES[name]
+    return getattr(importlib.import_module(f"mpl_tf.feedback.{module}"), cls)
 
 
 def build(name, sign="paper"):
     """The estimator `--feedback=name`, with `--feedback_sign=sign`."""
-    return ESTIMATORS[name](sign)
+    return estimator_class(name)(sign)
 
 
 def check_config(config):
-    """Raises ConfigError unless `--feedback` and `--feedback_forwards` name registered choices
-    and, for an MPL run, the estimator has a gradient for `--label_type` and takes
-    `--feedback_sign`."""
-    for flag, value, registry in (("feedback", config.feedback, ESTIMATORS),
-                                  ("feedback_forwards", config.feedback_forwards, FORWARDS)):
-        if value not in registry:
-            raise ConfigError(f"--{flag}={value} is not valid; valid values: "
-                              f"{', '.join(registry)}")
+    """Raises ConfigError unless an MPL run's estimator has a gradient for `--label_type` and
+    takes `--feedback_sign`."""
+    from mpl_tf.config import ConfigError
+
     if config.method != "mpl":
         return
-    estimator = ESTIMATORS[config.feedback]
+    estimator = estimator_class(config.feedback)
     if config.label_type not in estimator.label_types:
         raise ConfigError(f"--feedback={config.feedback} needs --label_type="
                           f"{' or '.join(estimator.label_types)} (got "
@@ -47,4 +48,4 @@ def check_config(config):
                           "which takes the true derivative (use --feedback_sign=paper)")
 
 
-__all__ = ["ESTIMATORS", "Estimator", "StudentStep", "build", "check_config"]
+__all__ = ["FORWARDS", "NAMES", "build", "check_config", "estimator_class"]
