@@ -16,9 +16,9 @@ from absl import flags
 
 from mpl_tf import cli
 from mpl_tf import feedback as feedback_registry
+from mpl_tf import pseudo_labels
 
 METHODS = ("mpl", "uda", "supervised")
-LABEL_TYPES = ("sampled", "argmax", "soft")
 FEEDBACK_SIGNS = ("paper", "released")
 LR_SCHEDULES = ("constant", "cosine")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
@@ -239,8 +239,8 @@ class Config:
                                        "the teacher's supervised targets.")
 
     # --- Meta Pseudo Labels ------------------------------------------------------------------
-    label_type: str = _enum("sampled", LABEL_TYPES, "Pseudo labels the student learns from: "
-                            "sampled from the teacher (paper), its argmax, or its soft "
+    label_type: str = _enum("sampled", pseudo_labels.NAMES, "Pseudo labels the student learns "
+                            "from: sampled from the teacher (paper), its argmax, or its soft "
                             "distribution (released code).")
     feedback: str = _enum("taylor", feedback_registry.NAMES, "Teacher feedback: taylor (old "
                           "minus new labeled loss), dot (student lr times the product of the "
