@@ -6,6 +6,7 @@ variant changes only the flags it names. Seed s sets both the initialisation and
 subset (split_seed = s).
 """
 
+import json
 import os
 
 import numpy as np
@@ -38,7 +39,11 @@ def parse_flags(argv, recipe):
 
 
 def run_variants(base, variants, seeds, runs_dir):
-    """Trains every (name, overrides) variant for every seed; returns {name: [results]}."""
+    """Trains every (name, overrides) variant for every seed; returns {name: [results]}.
+
+    A table run that was stopped picks up where it was: a run already finished with exactly
+    this config is read back, one stopped midway resumes from its checkpoints, and any other
+    directory is started over."""
     from mpl_tf import train
     from mpl_tf.data import sources
 
@@ -48,8 +53,13 @@ def run_variants(base, variants, seeds, runs_dir):
             model_dir = os.path.join(runs_dir, f"{slug(name)}_seed{seed}")
             config = base.replace(seed=seed, split_seed=seed, model_dir=model_dir,
                                   **overrides).validate()
-            run_dir.prepare(config, overwrite=True)
-            result = train.run(config, sources.load(config))
+            same = _saved_config(model_dir) == json.loads(config.to_json())
+            finished = os.path.join(model_dir, "results.json")
+            if same and os.path.exists(finished):
+                result = run_dir.read_json(finished)
+            else:
+                run_dir.prepare(config, overwrite=not same)
+                result = train.run(config, sources.load(config))
             results.setdefault(name, []).append(result)
             print(f"{name} seed {seed}: test {result['test_accuracy']:.4f}", flush=True)
     return results
@@ -80,6 +90,11 @@ def diagnostic_cells(row):
     """A table row's diagnostic cells ("–" where the variant has none)."""
     return " | ".join(form.format(row["diagnostics"][key]) if key in row["diagnostics"] else "–"
                       for key, _, form in DIAGNOSTIC_COLUMNS)
+
+
+def _saved_config(model_dir):
+    path = os.path.join(model_dir, "config.json")
+    return run_dir.read_json(path) if os.path.exists(path) else None
 
 
 def slug(name):
