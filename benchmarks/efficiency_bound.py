@@ -36,11 +36,10 @@ from benchmarks.step_benchmark import (IMAGE_SHAPE, NUM_CLASSES, CIFAR_MEAN, CIF
                                        MPL_CONFIG, SUPERVISED_CONFIG, batches, interleaved,
                                        machine, matmul_call, matmul_gflops, step_flops, timing)
 from mpl_tf import models, run_dir
-from mpl_tf.baselines import Supervised
 from mpl_tf.models import leaf_layers
 from mpl_tf.models.layers import LEAKY_SLOPE, FusedBatchNormalization
 from mpl_tf.mpl import MetaPseudoLabels
-from mpl_tf.train import build_model, make_optimizer
+from mpl_tf.train import assemble, build_model
 
 # --repeats comes with step_benchmark's flags.
 flags.DEFINE_string("bound_out", "benchmarks/results/efficiency_bound",
@@ -180,15 +179,11 @@ def rebuilt(model, config, clone_function):
         return cloned
 
     if isinstance(model, MetaPseudoLabels):
-        rebuilt_model = MetaPseudoLabels(clone(model.teacher), clone(model.student), config)
-        optimizers = (make_optimizer(config, "teacher"), make_optimizer(config, "student"))
+        method, networks = "mpl", [model.teacher, model.student]
     else:
-        rebuilt_model = Supervised(clone(model.network), config)
-        optimizers = (make_optimizer(config, "teacher"),)
-    rebuilt_model.attach_ema(clone(model.ema_network), config.ema_decay, config.ema_start_step)
-    rebuilt_model.compile(*optimizers)
-    rebuilt_model.build_all(IMAGE_SHAPE)
-    return rebuilt_model
+        method, networks = "supervised", [model.network]
+    return assemble(config, method, [clone(n) for n in networks], clone(model.ema_network),
+                    IMAGE_SHAPE)
 
 
 def check_fused_kernel(config, clone_function, images):

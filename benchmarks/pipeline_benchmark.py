@@ -25,21 +25,16 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from mpl_tf.config import Config
+from benchmarks import recipe
 from mpl_tf.data import pipeline, split_data
 
 flags.DEFINE_float("seconds", 20.0, "Timed seconds per pipeline measurement (after warm-up).")
 flags.DEFINE_integer("step_repeats", 5, "Timed MPL steps (the median is reported).")
 flags.DEFINE_string("out", "benchmarks/results/pipeline_benchmark", "Output path, no extension.")
 
-# The released CIFAR-10 recipe (MPL_ALGORITHM.md section 4) at B=16, U=112, so the timed step
-# does what a real one does: momentum, weight decay, dropout, smoothing, UDA, EMA.
-STEP_CONFIG = Config(
-    dataset="cifar10", model="wrn-28-2", method="mpl", labeled_batch_size=16,
-    unlabeled_batch_size=112, label_type="sampled", feedback="taylor",
-    feedback_baseline_decay=0.99, uda_weight=8.0, uda_ramp_steps=5000, momentum=0.9,
-    nesterov=True, weight_decay=5e-4, dropout_rate=0.2, label_smoothing=0.15, ema_decay=0.995,
-    lr_schedule="cosine", train_steps=300000, num_labeled=400, num_val=100).validate()
+# The CIFAR-10-4K recipe at B=16, U=112 (small labeled and validation sets for the random
+# data), so the timed step does what a real one does.
+STEP_CONFIG = recipe("cifar10_4000", labeled_batch_size=16, num_labeled=400, num_val=100)
 INPUTS = {  # name: (stored image side, view family, input side, cutout)
     "cifar_32": (32, "flip_pad_crop", 32, 16),
     "imagenet_224": (256, "resized_crop", 224, 0),

@@ -6,6 +6,7 @@ import tensorflow as tf
 from mpl_tf import losses
 from mpl_tf.distribute import replica_sum
 from mpl_tf.models import weight_decay_mask
+from mpl_tf.teacher_objective import teacher_objective
 from mpl_tf.trainer import ClassifierTrainer, all_finite, restore_unless, snapshot
 
 
@@ -75,12 +76,9 @@ class UDA(_SingleNetwork):
 
     def objective(self, data):
         (x_l, y_l), (x_uw, x_us, _) = data
-        cfg = self.config
-        n_l, n_u = tf.shape(x_l)[0], tf.shape(x_uw)[0]
-        logits = self.network(tf.concat([x_l, x_uw, x_us], axis=0), training=True)
-        t_l, t_uw, t_us = tf.split(logits, [n_l, n_u, n_u], axis=0)
-        sup, uda, mask = losses.uda_objective(t_l, y_l, t_uw, t_us, cfg)
-        weight = cfg.uda_weight * losses.ramp(self.network_optimizer.iterations, cfg.uda_ramp_steps)
-        loss = sup + tf.cast(weight, uda.dtype) * uda
-        mask_ratio = tf.reduce_sum(mask) / cfg.global_unlabeled_batch_size
-        return loss, {"loss": loss, "supervised": sup, "uda": uda, "uda_mask_ratio": mask_ratio}
+        objective = teacher_objective(self.network, x_l, y_l, x_uw, x_us,
+                                      self.network_optimizer.iterations, self.config)
+        mask_ratio = (tf.reduce_sum(objective.uda_mask)
+                      / self.config.global_unlabeled_batch_size)
+        return objective.loss, {"loss": objective.loss, "supervised": objective.supervised,
+                                "uda": objective.uda, "uda_mask_ratio": mask_ratio}

@@ -283,6 +283,15 @@ class Config:
         return cls(**values)
 
     @classmethod
+    def from_flagfile(cls, path, **overrides):
+        """The config a flagfile (a recipe) describes, with `overrides`, validated; read with
+        flags of its own, so the process's flags are left alone."""
+        flag_values = flags.FlagValues()
+        define_flags(flag_values)
+        flag_values(["recipe", f"--flagfile={path}"])
+        return cls.from_flags(flag_values).replace(**overrides).validate()
+
+    @classmethod
     def from_json(cls, path):
         """The config a run dumped to model_dir/config.json."""
         with open(path) as f:

@@ -26,6 +26,7 @@ from mpl_tf.distribute import replica_sum
 from mpl_tf.feedback.base import StudentStep
 from mpl_tf.feedback.forwards import FORWARDS
 from mpl_tf.models import weight_decay_mask
+from mpl_tf.teacher_objective import teacher_objective
 from mpl_tf.trainer import (ClassifierTrainer, all_finite, random_states, restore,
                             restore_unless, snapshot)
 from mpl_tf.window_stats import WindowCorrelation, WindowMean, WindowStd
@@ -84,17 +85,14 @@ class MetaPseudoLabels(ClassifierTrainer):
         (x_l, y_l), (x_uw, x_us, y_u) = data
         cfg, estimator = self.config, self.estimator
         step = self.teacher_optimizer.iterations.read_value()
-        n_l, n_u = tf.shape(x_l)[0], tf.shape(x_uw)[0]
         teacher_scale = self.teacher_optimizer.loss_scale
         step_state = self._step_state()
         saved_state = snapshot(step_state)  # before any forward moves batch-norm statistics
 
         # Persistent: on log steps the feedback term's own gradient is taken too.
         with tf.GradientTape(persistent=True) as teacher_tape:
-            t_logits = self.teacher(tf.concat([x_l, x_uw, x_us], axis=0), training=True)
-            t_l, t_uw, t_us = tf.split(t_logits, [n_l, n_u, n_u], axis=0)
-            supervised, uda, uda_mask = losses.uda_objective(t_l, y_l, t_uw, t_us, cfg)
-            uda_weight = cfg.uda_weight * losses.ramp(step, cfg.uda_ramp_steps)
+            objective = teacher_objective(self.teacher, x_l, y_l, x_uw, x_us, step, cfg)
+            t_us = objective.strong_logits
             targets = pseudo_labels.targets(t_us, cfg.label_type,
                                             pseudo_labels.step_seed(cfg.seed, step))
             if not estimator.records_student_step:
@@ -115,7 +113,7 @@ class MetaPseudoLabels(ClassifierTrainer):
                                                     cfg.feedback_baseline_decay)
             feedback_term = cfg.feedback_weight * estimator.teacher_term(student_step,
                                                                          coefficient)
-            teacher_loss = supervised + tf.cast(uda_weight, uda.dtype) * uda + feedback_term
+            teacher_loss = objective.loss + feedback_term
 
         teacher_grads = replica_sum(teacher_scale.gradients(teacher_tape, teacher_loss,
                                                             self.teacher.trainable_variables))
@@ -136,7 +134,8 @@ class MetaPseudoLabels(ClassifierTrainer):
         teacher_scale.update(teacher_finite, counts=student_finite)
 
         teacher_loss, supervised, uda, student_loss, masked, correct, known = replica_sum([
-            teacher_loss, supervised, uda, student_loss, tf.reduce_sum(uda_mask),
+            teacher_loss, objective.supervised, objective.uda, student_loss,
+            tf.reduce_sum(objective.uda_mask),
             *_pseudo_label_hits(targets, y_u)])
         label_accuracy = correct / tf.maximum(known, 1.0)
         return self.record(ok, {

@@ -26,7 +26,7 @@ from mpl_tf import plots
 from mpl_tf import precision
 from mpl_tf import run_dir
 from mpl_tf.baselines import UDA, Supervised
-from mpl_tf.config import ConfigError, TrainingError
+from mpl_tf.config import TrainingError
 from mpl_tf.data import pipeline
 from mpl_tf.mpl import MetaPseudoLabels
 
@@ -64,18 +64,24 @@ def build_model(config, input_shape, num_classes, method=None, dtype=None, pixel
                                 pixel_mean=pixel_mean, pixel_std=pixel_std,
                                 differentiated_twice=method == "mpl" and feedback.estimator_class(
                                     config.feedback).records_student_step)
+    trained = {"mpl": [(teacher_seed, "teacher"), (student_seed, "student")],
+               "uda": [(teacher_seed, "uda")], "supervised": [(student_seed, "supervised")]}
+    networks = [network(seed=seed, name=name) for seed, name in trained[method]]
+    average = (network(seed=student_seed, name=f"{networks[-1].name}_ema")
+               if config.ema_decay else None)
+    return assemble(config, method, networks, average, input_shape)
+
+
+def assemble(config, method, networks, average, input_shape):
+    """The compiled, built Keras model of `method` around its `networks` (teacher and student
+    for MPL, else the one network), serving `average` as the EMA when given."""
     if method == "mpl":
-        model = MetaPseudoLabels(network(seed=teacher_seed, name="teacher"),
-                                 network(seed=student_seed, name="student"), config)
+        model = MetaPseudoLabels(*networks, config)
         optimizers = (make_optimizer(config, "teacher"), make_optimizer(config, "student"))
-    elif method in ("uda", "supervised"):
-        cls, seed = (UDA, teacher_seed) if method == "uda" else (Supervised, student_seed)
-        model = cls(network(seed=seed, name=method), config)
-        optimizers = (make_optimizer(config, "teacher"),)
     else:
-        raise ConfigError(f"--method={method} is not valid; valid values: mpl, uda, supervised")
-    if config.ema_decay:
-        average = network(seed=student_seed, name=f"{model.trained_network.name}_ema")
+        model = {"uda": UDA, "supervised": Supervised}[method](*networks, config)
+        optimizers = (make_optimizer(config, "teacher"),)
+    if average is not None:
         model.attach_ema(average, config.ema_decay, config.ema_start_step)
     model.compile(*optimizers)  # our loop drives the steps; Keras compile options do not apply
     model.build_all(input_shape)
