@@ -1,0 +1,52 @@
+"""SIGTERM (how cloud VMs and TPU maintenance announce preemption) and Ctrl-C (SIGINT) stop a
+run at the next step boundary, where `train.fit` saves a checkpoint and raises `Interrupted`;
+the command line prints one line and exits 128 + the signal number, as a shell would report.
+
+The handlers only set a flag: a signal lands between two Python bytecodes, which may be inside
+a callback or half way through writing a checkpoint, so acting there could corrupt state; the
+training loop polls `requested()` after every step call instead. A second signal while the
+first is being handled stops at once (KeyboardInterrupt), without saving.
+
+Not tf.distribute.experimental.PreemptionCheckpointHandler: it wraps the step function and
+saves with its own checkpoint counter, takes only SIGTERM (not Ctrl-C), and exits the process
+itself, which would skip the selection state saved with each checkpoint and the one-line
+report; its value is agreeing on the step across workers, which this does not do (see README,
+"Faults and bad input").
+"""
+
+import contextlib
+import signal
+
+_requested = []  # signal numbers received while handling is on
+
+
+class Interrupted(Exception):
+    """Training stopped on a signal, after saving a checkpoint at `step` (None: none saved)."""
+
+    def __init__(self, signum, step, directory):
+        super().__init__(signal.Signals(signum).name)
+        self.signum, self.step, self.directory = signum, step, directory
+
+
+def requested():
+    """The signal number that asked to stop, or None."""
+    return _requested[0] if _requested else None
+
+
+def _handle(signum, frame):
+    if _requested:
+        raise KeyboardInterrupt
+    _requested.append(signum)
+
+
+@contextlib.contextmanager
+def handling():
+    """Turns SIGTERM and SIGINT into stop requests for the duration."""
+    _requested.clear()
+    previous = {s: signal.signal(s, _handle) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        _requested.clear()
