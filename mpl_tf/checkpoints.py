@@ -31,7 +31,10 @@ def _repair_state(directory):
     checkpoints", which would silently restart the run at step 0. Paths are written relative,
     so the run directory stays relocatable."""
     present = steps_present(directory)
-    state = tf.train.get_checkpoint_state(directory) if os.path.isdir(directory) else None
+    try:
+        state = tf.train.get_checkpoint_state(directory) if os.path.isdir(directory) else None
+    except Exception:  # noqa: BLE001 - unparsable (e.g. not text): rebuilt below
+        state = None
     listed = [os.path.basename(p) for p in state.all_model_checkpoint_paths] if state else []
     names = [f"ckpt-{step}" for step in present]
     if sorted(listed) == sorted(names):

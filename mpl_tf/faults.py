@@ -75,5 +75,9 @@ def divergence(epoch_losses, accuracy, num_classes, num_examples):
     if at_chance:
         warnings.append(f"the validation accuracy {accuracy:.4f} is at chance ({chance:.4f} for "
                         f"{num_classes} classes)")
-    diverged = exploded or (at_chance and last is not None and last > uniform)
+    confidently_wrong = at_chance and last is not None and last > uniform and not exploded
+    if confidently_wrong:
+        warnings.append(f"the labeled training loss ended at {last:.4g}, above a uniform "
+                        f"guess's log(K) = {uniform:.4g}")
+    diverged = exploded or confidently_wrong
     return {"diverged": bool(diverged), "warnings": warnings}

@@ -12,6 +12,7 @@ from absl import flags
 from mpl_tf import cli
 from mpl_tf import config as config_lib
 from mpl_tf import run_dir
+from mpl_tf import run_lock
 
 flags.DEFINE_bool("overwrite", False, "Replace a finished run in --model_dir.")
 
@@ -60,6 +61,8 @@ def main(argv):
         print("interrupted: stopped without saving; rerunning the same command resumes from "
               "the last checkpoint, if any", file=sys.stderr)
         return 130
+    finally:
+        run_lock.release_all()
 
 
 def _main(argv):

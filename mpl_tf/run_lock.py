@@ -32,13 +32,13 @@ def acquire(model_dir):
     mine = {"pid": os.getpid(), "host": socket.gethostname()}
     with _directory_flock(model_dir):
         holder = _read(path)
-        if holder is not None and holder != mine:
-            if _alive(holder):
+        if holder is not None:
+            if holder != mine and _alive(holder):
                 raise ConfigError(
                     f"--model_dir={model_dir} is in use by process {holder.get('pid')} on host "
                     f"{holder.get('host')} (its lock {path}); wait for it, or choose another "
                     "directory (delete the lock only if that process is gone)")
-            os.remove(path)  # stale: its process is dead
+            os.remove(path)  # stale (its process is dead), or this process's own
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         with os.fdopen(fd, "w") as f:
             json.dump(mine, f)
@@ -53,7 +53,8 @@ def release(model_dir):
 
 
 @atexit.register
-def _release_all():
+def release_all():
+    """Removes every lock this process holds (also at exit)."""
     for path in list(_held):
         release(os.path.dirname(path))
 

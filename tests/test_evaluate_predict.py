@@ -25,6 +25,7 @@ def image_run(tmp_path_factory):
     export.export_run(model_dir)
     rng = np.random.default_rng(0)
     data = types.SimpleNamespace(
+        name="toy", labeled_indices=np.arange(40), val_indices=None,  # as make_run records
         num_classes=10, val_images=rng.uniform(0, 255, (30, 8, 8, 3)).astype(np.float32),
         val_labels=rng.integers(0, 10, 30), test_images=rng.uniform(0, 255, (50, 8, 8, 3)).astype(
             np.float32), test_labels=rng.integers(0, 10, 50))
