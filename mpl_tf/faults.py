@@ -44,7 +44,7 @@ def _last_checkpoint(model_dir):
     for phase in ("train", "finetune"):
         directory = checkpoints.directory(model_dir, phase)
         found += [os.path.join(directory, f"ckpt-{s}") for s in checkpoints.steps_present(directory)]
-    return max(found, key=os.path.getmtime) if found else "none yet"
+    return max(found, key=lambda path: os.path.getmtime(f"{path}.index")) if found else "none yet"
 
 
 # A labeled loss this many times its first epoch's value, and above the loss of a uniform guess,
