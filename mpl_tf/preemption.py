@@ -7,11 +7,12 @@ a callback or half way through writing a checkpoint, so acting there could corru
 training loop polls `requested()` after every step call instead. A second signal while the
 first is being handled stops at once (KeyboardInterrupt), without saving.
 
-Not tf.distribute.experimental.PreemptionCheckpointHandler: it wraps the step function and
-saves with its own checkpoint counter, takes only SIGTERM (not Ctrl-C), and exits the process
-itself, which would skip the selection state saved with each checkpoint and the one-line
-report; its value is agreeing on the step across workers, which this does not do (see README,
-"Faults and bad input").
+Not tf.distribute.experimental.PreemptionCheckpointHandler: its documentation limits it to
+MultiWorkerMirroredStrategy and TPUStrategy, so it cannot cover the one-machine strategies
+(default, mirrored) most runs use; it also takes only SIGTERM (not Ctrl-C), keeps its own step
+counter in the checkpoint, and exits the process itself after saving, which would skip the
+selection state saved with each checkpoint and the one-line report. What it adds is agreeing
+on the step across workers, which this does not do (README, "Faults and bad input").
 """
 
 import contextlib

@@ -22,14 +22,14 @@ from mpl_tf import run_dir
 from mpl_tf import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# 4 epochs of 500 steps, 10 per call: a signal lands mid-epoch.
+# 4 epochs of 250 steps, 10 per call: a signal lands mid-epoch.
 COMMAND = [sys.executable, "-m", "mpl_tf.main", "--flagfile=flags/two_moons.cfg",
-           "--method=supervised", "--train_steps=2000", "--log_every=500",
+           "--method=supervised", "--train_steps=1000", "--log_every=250",
            "--steps_per_execution=10", "--momentum=0.9"]
 ENV = {**os.environ, "TF_DETERMINISTIC_OPS": "1"}
 
 
-def _final_values(model_dir, step=2000):
+def _final_values(model_dir, step=1000):
     reader = tf.train.load_checkpoint(
         os.path.join(checkpoints.directory(model_dir, "train"), f"ckpt-{step}"))
     return {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()
@@ -40,7 +40,7 @@ def _interrupt(model_dir, signum):
     """Starts the run, sends `signum` once its first checkpoint exists; returns the process."""
     process = subprocess.Popen([*COMMAND, f"--model_dir={model_dir}"], cwd=REPO, env=ENV,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    first = os.path.join(checkpoints.directory(model_dir, "train"), "ckpt-500.index")
+    first = os.path.join(checkpoints.directory(model_dir, "train"), "ckpt-250.index")
     deadline = time.time() + 300
     while not os.path.exists(first) and time.time() < deadline and process.poll() is None:
         time.sleep(0.02)
@@ -62,7 +62,7 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes_there_exactly(tmp_path
     assert lines[0] == (f"stopped by SIGTERM: saved a checkpoint at step {step} in "
                         f"{checkpoints.directory(str(stopped), 'train')}; rerun the same "
                         "command to resume from there")
-    assert 500 <= step < 2000 and not (stopped / "results.json").exists()
+    assert 250 <= step < 1000 and not (stopped / "results.json").exists()
     assert os.path.exists(os.path.join(checkpoints.directory(stopped, "train"),
                                        f"ckpt-{step}.index"))
 
