@@ -28,8 +28,10 @@ class Clock(keras.callbacks.Callback):
         self.started = time.time()
         if os.path.exists(self.path):
             self.earlier = run_dir.read_json(self.path)
+        elif before:
+            self.earlier = [{"mode": "train", "started": None, "wall_seconds": before}]
         else:
-            self.earlier = [{"mode": "train", "started": None, "wall_seconds": before}] if before else []
+            self.earlier = []
         self.entry = {"mode": mode, "started": round(self.started, 3), "wall_seconds": 0.0}
         self.record()
 

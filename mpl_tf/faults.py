@@ -43,8 +43,11 @@ def _last_checkpoint(model_dir):
     found = []
     for phase in ("train", "finetune"):
         directory = checkpoints.directory(model_dir, phase)
-        found += [os.path.join(directory, f"ckpt-{s}") for s in checkpoints.steps_present(directory)]
-    return max(found, key=lambda path: os.path.getmtime(f"{path}.index")) if found else "none yet"
+        found += [os.path.join(directory, f"ckpt-{step}")
+                  for step in checkpoints.steps_present(directory)]
+    if not found:
+        return "none yet"
+    return max(found, key=lambda path: os.path.getmtime(f"{path}.index"))
 
 
 # A labeled loss this many times its first epoch's value, and above the loss of a uniform guess,
