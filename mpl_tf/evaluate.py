@@ -113,7 +113,7 @@ def check_split(data, run, what):
     recorded = run_dir.read_json(path)
     val = None if data.val_indices is None else data.val_indices.tolist()
     if (recorded["dataset"] != data.name or recorded["indices"] != data.labeled_indices.tolist()
-            or recorded.get("val_indices") != val):
+            or recorded.get("val_indices", val) != val):  # older records lack val_indices
         raise ConfigError(f"--split=val: these data flags draw a different validation split from "
                           f"the one {run} trained with ({path}); drop the flags that differ "
                           "from its config.json")

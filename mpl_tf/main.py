@@ -85,9 +85,8 @@ def _main(argv):
     from mpl_tf import faults, preemption, train
 
     try:
-        with preemption.handling():
-            results = (train.finetune_run if config.mode == "finetune" else train.run)(
-                config, data, strategy)
+        results = (train.finetune_run if config.mode == "finetune" else train.run)(
+            config, data, strategy)
     except config_lib.TrainingError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

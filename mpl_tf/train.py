@@ -121,19 +121,22 @@ def fit(config, data, strategy, method=None, log_dir=None, initial_weights=None,
                                        companions=[selection] if selection else [])
         callbacks += [keras.callbacks.TensorBoard(os.path.join(log_dir, "logs", log_name)),
                       keras.callbacks.CSVLogger(csv_log, append=start_step > 0), saving]
-    history = loop.fit(model, strategy, pipeline.train_input(data, config, strategy, start_step),
-                       initial_epoch=start_step // steps_per_epoch,
-                       skip_steps=start_step % steps_per_epoch,
-                       epochs=config.train_steps // steps_per_epoch,
-                       steps_per_epoch=steps_per_epoch, callbacks=callbacks,
-                       steps_per_execution=config.steps_per_execution,
-                       jit_compile=config.jit_compile,
-                       verbose=1 if sys.stdout.isatty() else 2)
-    if history.interrupted or preemption.requested() is not None:
+    with preemption.handling():
+        history = loop.fit(model, strategy,
+                           pipeline.train_input(data, config, strategy, start_step),
+                           initial_epoch=start_step // steps_per_epoch,
+                           skip_steps=start_step % steps_per_epoch,
+                           epochs=config.train_steps // steps_per_epoch,
+                           steps_per_epoch=steps_per_epoch, callbacks=callbacks,
+                           steps_per_execution=config.steps_per_execution,
+                           jit_compile=config.jit_compile,
+                           verbose=1 if sys.stdout.isatty() else 2)
+        signum = preemption.requested()
+    if signum is not None:
         step = int(model.steps_run.numpy()) if saving else None
         if saving and history.interrupted:  # else training ended: its last step is saved
             saving.save(step)
-        raise preemption.Interrupted(preemption.requested(), step,
+        raise preemption.Interrupted(signum, step,
                                      saving.checkpoint_manager.directory if saving else None)
     if diverged.stopped_at is not None:
         raise TrainingError(f"stopped at step {diverged.stopped_at}: "
