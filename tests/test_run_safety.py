@@ -70,9 +70,25 @@ def copy_of(finished, tmp_path, name="copy"):
     return target
 
 
-def test_a_copied_or_moved_run_finetunes_in_place_with_its_recorded_settings(
-        finished, tmp_path, capsys):
+def test_a_copied_or_moved_run_finetunes_in_place(finished, tmp_path, capsys):
     before = fingerprint(finished)
+    copy = copy_of(finished, tmp_path)
+    assert run_main(f"--model_dir={copy}", "--mode=finetune", "--overwrite",
+                    "--finetune_steps=20") == 0
+    assert str(copy / "results.json") in capsys.readouterr().out
+    assert json.loads((copy / "results.json").read_text())["finetune_steps"] == 20
+    assert fingerprint(finished) == before, "finetuning the copy wrote into the original"
+
+    moved = tmp_path / "moved"
+    os.rename(copy, moved)
+    assert run_main(f"--model_dir={moved}", "--mode=finetune", "--overwrite",
+                    "--finetune_steps=10") == 0
+    assert json.loads((moved / "results.json").read_text())["finetune_steps"] == 10
+    assert not copy.exists()
+
+
+def test_finetuning_asks_before_replacing_and_keeps_the_recorded_settings(
+        finished, tmp_path, capsys):
     copy = copy_of(finished, tmp_path)
     capsys.readouterr()
     # An earlier finetuning result is not replaced without asking ...
@@ -82,21 +98,12 @@ def test_a_copied_or_moved_run_finetunes_in_place_with_its_recorded_settings(
         "pass --overwrite to replace it (the trained network is finetuned again)"]
     # ... and with --overwrite, no finetuning flags: the run's recorded settings, not defaults.
     assert run_main(f"--model_dir={copy}", "--mode=finetune", "--overwrite") == 0
-    assert str(copy / "results.json") in capsys.readouterr().out
     results = json.loads((copy / "results.json").read_text())
     assert (results["finetune_steps"], results["finetune_lr"],
             results["finetune_batch_size"]) == (50, 0.01, 12)
-    assert fingerprint(finished) == before, "finetuning the copy wrote into the original"
     # Wall time: the training attempt plus this finetuning, each recorded.
     assert len(results["wall_seconds_per_attempt"]) == 2
     assert results["wall_seconds"] == pytest.approx(sum(results["wall_seconds_per_attempt"]))
-
-    moved = tmp_path / "moved"
-    os.rename(copy, moved)
-    assert run_main(f"--model_dir={moved}", "--mode=finetune", "--overwrite",
-                    "--finetune_steps=20") == 0
-    assert json.loads((moved / "results.json").read_text())["finetune_steps"] == 20
-    assert not copy.exists()
 
 
 def test_overwrite_leaves_nothing_of_the_old_run(finished, tmp_path):
