@@ -7,6 +7,7 @@ and when it finishes, so a process killed without warning (kill -9) counts up to
 results.json's `wall_seconds` is their total and `wall_seconds_per_attempt` the list.
 """
 
+import contextlib
 import os
 import time
 
@@ -41,6 +42,16 @@ class Clock(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.record()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, error_type, error, traceback):
+        """An attempt that fails or is stopped records its time too (unless that write is what
+        failed: the error being raised says why)."""
+        if error_type is not None:
+            with contextlib.suppress(OSError):
+                self.record()
 
     def results(self):
         """{"wall_seconds": total, "wall_seconds_per_attempt": [...]}, recorded as of now."""

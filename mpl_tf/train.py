@@ -283,12 +283,8 @@ def run(config, data, strategy=None):
     if not distribute.is_chief(strategy):
         config = config.replace(model_dir=tempfile.mkdtemp(prefix="mpl_tf_worker_"))
         run_dir.prepare(config)
-    clock = attempts.Clock(config.model_dir, "train")
-    try:
+    with attempts.Clock(config.model_dir, "train") as clock:
         return _run(config, data, strategy, resume_dir, clock)
-    except BaseException:
-        clock.record()
-        raise
 
 
 def _run(config, data, strategy, resume_dir, clock):
@@ -348,7 +344,6 @@ def finetune_run(config, data, strategy=None):
     was before any earlier finetuning) and updates its results.json (before and after)."""
     strategy = strategy or distribute.strategy(config.strategy, config.tpu)
     results = run_dir.read_json(os.path.join(config.model_dir, "results.json"))
-    clock = attempts.Clock(config.model_dir, "finetune", before=results.get("wall_seconds", 0))
     with strategy.scope():
         network = build_model(config, data.input_shape, data.num_classes, "supervised",
                               pixel_mean=data.pixel_mean, pixel_std=data.pixel_std).network
@@ -362,11 +357,9 @@ def finetune_run(config, data, strategy=None):
     for stale in ("finetune_log.csv", os.path.join("checkpoints", "finetune"),
                   os.path.join("logs", "finetune")):
         run_dir.remove(os.path.join(config.model_dir, stale))
-    try:
+    with attempts.Clock(config.model_dir, "finetune",
+                        before=results.get("wall_seconds", 0)) as clock:
         served = _finetune_into(results, config, data, strategy, network, clock)
-    except BaseException:
-        clock.record()
-        raise
     run_dir.save_weights(config.model_dir, served)
     results.update(clock.results())
     _finish(config.model_dir, results)
