@@ -3,7 +3,9 @@ package versions), labeled_indices.json, dataset_info.json (classes, input shape
 statistics), logs/{train,finetune} (TensorBoard), {train,finetune}_log.csv,
 checkpoints/{train,finetune}, model/serving.weights.h5 (the network that is evaluated and
 served), results.json (written last, atomically, only when the run completes), export/
-(SavedModel and TF Hub modules, see export.py) and figures."""
+(SavedModel and TF Hub modules, see export.py), figures, attempts.json (wall time per process,
+see attempts.py) and, while a process writes it, .lock (see run_lock.py). Nothing in it holds a
+path that is followed, so it can be copied or moved."""
 
 import json
 import os
