@@ -30,9 +30,6 @@ def make_run(model_dir, model="mlp", input_shape=(8, 8, 3), num_classes=4, datas
     os.makedirs(model_dir, exist_ok=True)
     run_dir.write_json(os.path.join(model_dir, "config.json"), json.loads(config.to_json()))
     run_dir.write_json(os.path.join(model_dir, "dataset_info.json"), info)
-    run_dir.write_json(os.path.join(model_dir, "labeled_indices.json"),
-                       {"dataset": dataset, "split_seed": 7, "indices": list(range(40)),
-                        "ids": [], "val_indices": None})
     network = models.build(config, input_shape, num_classes, seed=11, name="serving",
                            pixel_mean=mean, pixel_std=std)
     run_dir.save_weights(str(model_dir), network)
