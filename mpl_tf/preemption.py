@@ -19,6 +19,7 @@ on the step across workers, which this does not do (README, "Faults and bad inpu
 
 import contextlib
 import signal
+import threading
 
 _requested = []  # signal numbers received while handling is on
 
@@ -44,7 +45,11 @@ def _handle(signum, frame):
 
 @contextlib.contextmanager
 def handling():
-    """Turns SIGTERM and SIGINT into stop requests for the duration."""
+    """Turns SIGTERM and SIGINT into stop requests for the duration (in the main thread only:
+    Python takes signal handlers nowhere else, and signals are delivered there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     _requested.clear()
     previous = {s: signal.signal(s, _handle) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
