@@ -293,11 +293,13 @@ class Config:
 
     @classmethod
     def from_json(cls, path):
-        """The config a run dumped to model_dir/config.json."""
+        """The config a run dumped to model_dir/config.json; its model_dir is where that file
+        is now (a run directory may be copied or moved: nothing may follow the recorded path)."""
         with open(path) as f:
             values = json.load(f)
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in values.items() if k in known}
+        values["model_dir"] = os.path.dirname(os.path.abspath(path))
         values["mlp_hidden"] = tuple(values.get("mlp_hidden", cls.mlp_hidden))
         return cls(**values)
 

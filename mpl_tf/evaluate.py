@@ -3,8 +3,11 @@
     python -m mpl_tf.evaluate --model_dir=DIR [--split=test] [--output=FILE]
     python -m mpl_tf.evaluate --saved_model=DIR/export/saved_model --dataset=NAME [data flags]
 
-A run is evaluated on its own data (its config.json rebuilds the same split); any training flag
-given on the command line (--dataset, --data_dir, --split_seed, ...) overrides the saved value.
+A run is evaluated on its own data (its config.json rebuilds the same split), and so is a
+SavedModel inside its run directory (RUN/export/saved_model); any training flag given on the
+command line (--dataset, --data_dir, --split_seed, ...) overrides the saved value, but the
+validation split must come out as the run's recorded one (labeled_indices.json), or it is
+refused: another draw can contain the run's labeled training examples.
 A SavedModel is fed the split's arrays through its `serve_float` signature, which takes them
 exactly as training did. With K < 5 classes top-5 accuracy is top-K accuracy, that is 1.
 """
@@ -78,12 +81,15 @@ def _assertion(error):
     return next((line for line in lines if "assertion failed" in line), lines[-1])
 
 
-def evaluate(config, split, model_dir=None, saved_model=None):
+def evaluate(config, split, model_dir=None, saved_model=None, run=None):
     """Top-1/top-5 accuracy of the run in `model_dir` or of `saved_model` on `split` of the data
-    `config` describes; the JSON-ready dict that the command line writes."""
+    `config` describes; the JSON-ready dict that the command line writes. `run`: the run
+    directory whose recorded split the validation split must be (see `check_split`)."""
     if split not in SPLITS:
         raise ConfigError(f"--split={split} is not valid; valid values: {', '.join(SPLITS)}")
     data = sources.load(config)
+    if split == "val":
+        check_split(data, run, saved_model or model_dir)
     images, labels = getattr(data, f"{split}_images"), getattr(data, f"{split}_labels")
     if images is None:
         raise ConfigError(f"--dataset={config.dataset}: the {split} split is streamed, not held "
@@ -96,15 +102,41 @@ def evaluate(config, split, model_dir=None, saved_model=None):
             **accuracies(predict, images, labels, config.eval_batch_size)}
 
 
-def _config(cli):
+def check_split(data, run, what):
+    """Raises ConfigError unless `data`'s validation split is the one recorded in the run
+    directory `run` (labeled_indices.json): another draw can hold the run's labeled training
+    examples, and its accuracy would be no validation at all."""
+    path = os.path.join(run or "", "labeled_indices.json")
+    if run is None or not os.path.exists(path):
+        raise ConfigError(f"--split=val of {what} needs the run's recorded split (no "
+                          f"{path if run else 'run directory'}): evaluate RUN/export/saved_model "
+                          "inside its run directory, or --model_dir=RUN, or use --split=test")
+    recorded = run_dir.read_json(path)
+    val = None if data.val_indices is None else data.val_indices.tolist()
+    if (recorded["dataset"] != data.name or recorded["indices"] != data.labeled_indices.tolist()
+            or recorded.get("val_indices", val) != val):  # older records lack val_indices
+        raise ConfigError(f"--split=val: these data flags draw a different validation split from "
+                          f"the one {run} trained with ({path}); drop the flags that differ "
+                          "from its config.json")
+
+
+def run_directory(cli):
+    """The run being evaluated: --model_dir, or the run directory an exported --saved_model
+    sits in (RUN/export/saved_model, with RUN/config.json), else None."""
+    if cli.model_dir:
+        return cli.model_dir
+    run = os.path.dirname(os.path.dirname(os.path.abspath(cli.saved_model)))
+    return run if os.path.exists(os.path.join(run, "config.json")) else None
+
+
+def _config(cli, run):
     """The data config: the run's own (overridden by flags given explicitly) or the flags'."""
     given = config_lib.Config.from_flags(cli)
-    if not cli.model_dir:
+    if not run:
         return given
     overrides = {field.name: getattr(given, field.name) for field in dataclasses.fields(given)
                  if field.name != "model_dir" and cli[field.name].present}
-    return config_lib.Config.from_json(os.path.join(cli.model_dir, "config.json")).replace(
-        **overrides)
+    return config_lib.Config.from_json(os.path.join(run, "config.json")).replace(**overrides)
 
 
 def main(argv):
@@ -126,7 +158,8 @@ def main(argv):
                               "--saved_model (an exported DIR/export/saved_model)")
         if cli.model_dir:
             export.check_finished(cli.model_dir)
-        report = evaluate(_config(cli), cli.split, cli.model_dir, cli.saved_model)
+        run = run_directory(cli)
+        report = evaluate(_config(cli, run), cli.split, cli.model_dir, cli.saved_model, run)
         if cli.output:
             run_dir.write_json(cli.output, report)
     except (flags.Error, ConfigError) as e:

@@ -9,10 +9,17 @@ to several hosts, takes the same path and users keep fit()'s callbacks and progr
 import keras
 import tensorflow as tf
 
+from mpl_tf import preemption
 
-def fit(model, strategy, dataset, *, epochs, steps_per_epoch, initial_epoch=0,
+
+def fit(model, strategy, dataset, *, epochs, steps_per_epoch, initial_epoch=0, skip_steps=0,
         steps_per_execution=1, jit_compile=False, callbacks=(), verbose=2):
-    """Runs `epochs - initial_epoch` epochs of `steps_per_epoch` steps; returns the History.
+    """Runs `epochs - initial_epoch` epochs of `steps_per_epoch` steps, the first of them
+    without its first `skip_steps` (already run before a checkpoint saved mid-epoch); returns
+    the History, with `interrupted` True if a signal (see `preemption`) stopped it mid-epoch:
+    then it stops after the step call in progress, without ending the epoch or the training
+    (no callback sees a partial epoch as finished, or the training as ended). A signal during
+    an epoch's last step call lets that epoch end, and stops before the next.
 
     `dataset` yields global batches (it is split over replicas) or is already distributed.
     `steps_per_execution` steps run per tf.function call: in a tf.while_loop on one replica,
@@ -32,7 +39,11 @@ def fit(model, strategy, dataset, *, epochs, steps_per_epoch, initial_epoch=0,
         model.reset_metrics()
         callback_list.on_epoch_begin(epoch)
         logs = {}
-        for begin in range(0, steps_per_epoch, steps_per_execution):
+        first = skip_steps if epoch == initial_epoch else 0
+        for begin in range(first, steps_per_epoch, steps_per_execution):
+            if begin > first and preemption.requested() is not None:
+                model.history.interrupted = True
+                return model.history
             callback_list.on_train_batch_begin(begin)
             logs = logs_to_python(strategy, run_steps(iterator))
             callback_list.on_train_batch_end(begin + steps_per_execution - 1, logs)
@@ -41,7 +52,11 @@ def fit(model, strategy, dataset, *, epochs, steps_per_epoch, initial_epoch=0,
         callback_list.on_epoch_end(epoch, defined_logs(model, logs))
         if model.stop_training:
             break
+        if preemption.requested() is not None and epoch < epochs - 1:
+            model.history.interrupted = True
+            return model.history
     callback_list.on_train_end()
+    model.history.interrupted = False
     return model.history
 
 

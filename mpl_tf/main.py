@@ -12,6 +12,7 @@ from absl import flags
 from mpl_tf import cli
 from mpl_tf import config as config_lib
 from mpl_tf import run_dir
+from mpl_tf import run_lock
 
 flags.DEFINE_bool("overwrite", False, "Replace a finished run in --model_dir.")
 
@@ -31,22 +32,40 @@ def _start_tensorflow(config):
 
 
 def _config_from_flags():
-    """The flags' config; for --mode=finetune, the finished run's own config with the
-    finetuning flags applied (its networks and data must be rebuilt exactly)."""
-    config = config_lib.Config.from_flags().validate()
+    """The flags' config; for --mode=finetune, the finished run's own config (its networks and
+    data must be rebuilt exactly) in --model_dir, wherever the run directory now is (a copied
+    or moved run finetunes in place), with the finetuning settings given on the command line
+    replacing the run's recorded ones."""
+    config = config_lib.Config.from_flags()
     if config.mode != "finetune":
-        return config
+        return config.validate()
+    config.replace(mode="train").validate()  # the flags' values; --finetune_steps may be unset
     saved = os.path.join(config.model_dir or "", "config.json")
     if not os.path.exists(saved):
         raise config_lib.ConfigError(f"--mode=finetune needs a finished training run in "
                                      f"--model_dir={config.model_dir} (no config.json)")
-    finetuning = {name: getattr(config, name) for name in
-                  ("mode", "finetune_steps", "finetune_lr", "finetune_batch_size", "strategy",
-                   "tpu")}
-    return config_lib.Config.from_json(saved).replace(**finetuning).validate()
+    given = {name: getattr(config, name) for name in _FINETUNING
+             if flags.FLAGS[name].present}
+    return config_lib.Config.from_json(saved).replace(
+        model_dir=config.model_dir, mode="finetune", strategy=config.strategy, tpu=config.tpu,
+        **given).validate()
+
+
+_FINETUNING = ("finetune_steps", "finetune_lr", "finetune_batch_size")
 
 
 def main(argv):
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # before training, or a second Ctrl-C during it
+        print("interrupted: stopped without saving; rerunning the same command resumes from "
+              "the last checkpoint, if any", file=sys.stderr)
+        return 130
+    finally:
+        run_lock.release_all()
+
+
+def _main(argv):
     try:
         cli.parse_flags(flags.FLAGS, argv, __doc__)
         config = _config_from_flags()
@@ -63,7 +82,7 @@ def main(argv):
         print(f"error: {e}", file=sys.stderr)
         return 2
 
-    from mpl_tf import train
+    from mpl_tf import faults, preemption, train
 
     try:
         results = (train.finetune_run if config.mode == "finetune" else train.run)(
@@ -71,9 +90,25 @@ def main(argv):
     except config_lib.TrainingError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except preemption.Interrupted as e:
+        where = (f"saved a checkpoint at step {e.step} in {e.directory}" if e.step is not None
+                 else "its last checkpoint is kept")
+        print(f"stopped by {e}: {where}; rerun the same command to resume from there",
+              file=sys.stderr)
+        return 128 + e.signum
+    except Exception as e:  # noqa: BLE001 - a fault of the machine is one line, others raise
+        line = faults.describe(e, config.model_dir)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
+        return 1
     print(f"{results['method']} on {results['dataset']}: test accuracy "
           f"{results['test_accuracy']:.4f}, val accuracy {results['val_accuracy']:.4f}; "
           f"results in {os.path.join(config.model_dir, 'results.json')}")
+    if results.get("diverged"):
+        print(f"warning: the run diverged: {'; '.join(results['warnings'])}", file=sys.stderr)
+    elif results.get("warnings"):
+        print(f"warning: {'; '.join(results['warnings'])}", file=sys.stderr)
     return 0
 
 

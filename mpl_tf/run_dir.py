@@ -3,7 +3,9 @@ package versions), labeled_indices.json, dataset_info.json (classes, input shape
 statistics), logs/{train,finetune} (TensorBoard), {train,finetune}_log.csv,
 checkpoints/{train,finetune}, model/serving.weights.h5 (the network that is evaluated and
 served), results.json (written last, atomically, only when the run completes), export/
-(SavedModel and TF Hub modules, see export.py) and figures."""
+(SavedModel and TF Hub modules, see export.py), figures, attempts.json (wall time per process,
+see attempts.py) and, while a process writes it, .lock (see run_lock.py). Nothing in it holds a
+path that is followed, so it can be copied or moved."""
 
 import json
 import os
@@ -11,6 +13,7 @@ import platform
 import shutil
 import tempfile
 
+from mpl_tf import run_lock
 from mpl_tf.config import Config, ConfigError
 
 SERVING_WEIGHTS = os.path.join("model", "serving.weights.h5")
@@ -18,37 +21,84 @@ TRAINED_WEIGHTS = os.path.join("model", "trained.weights.h5")  # the served netw
 
 
 def prepare(config, overwrite=False):
-    """Creates model_dir and writes config.json; refuses a directory holding a finished run.
+    """Creates model_dir, takes its lock (`run_lock`) and writes config.json; refuses a
+    directory holding a finished run, or one another live process holds.
 
-    For --mode=finetune it is the other way round: the directory must hold a finished run.
+    For --mode=finetune it is the other way round: the directory must hold a finished run, and
+    one already finetuned is refused unless `overwrite` (its finetuned result would be lost).
+    `overwrite` in training mode empties the directory first (see `_clear`). A refusal leaves
+    the directory as it was.
     """
     path = config.model_dir
     if not path:
         raise ConfigError("--model_dir is required: where to write the run's results")
+    existed = os.path.isdir(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+        run_lock.acquire(path)
+    except OSError as e:
+        raise ConfigError(f"--model_dir={path} is not writable: {e.strerror}") from None
+    try:
+        _check(config, path, overwrite)
+    except ConfigError:
+        run_lock.release(path)
+        if not existed:
+            os.rmdir(path)
+        raise
+    if config.mode == "finetune":
+        return
+    try:
+        if overwrite:
+            _clear(path)
+        write_json(os.path.join(path, "config.json"), json.loads(config.to_json()))
+        write_json(os.path.join(path, "versions.json"), versions())
+    except OSError as e:
+        raise ConfigError(f"--model_dir={path} is not writable: {e.strerror}") from None
+
+
+def _check(config, path, overwrite):
+    """Raises ConfigError if `config` may not run in the (locked) directory `path`."""
     results = os.path.join(path, "results.json")
     if config.mode == "finetune":
         if not os.path.exists(results) or not os.path.exists(os.path.join(path, SERVING_WEIGHTS)):
             raise ConfigError(f"--mode=finetune needs a finished training run in "
                               f"--model_dir={path} (results.json and {SERVING_WEIGHTS})")
+        if "finetune_steps" in read_json(results) and not overwrite:
+            raise ConfigError(f"--model_dir={path} already holds a finetuned result "
+                              f"({results}); pass --overwrite to replace it (the trained "
+                              "network is finetuned again)")
         return
     if os.path.exists(results) and not overwrite:
         raise ConfigError(f"--model_dir={path} already holds a finished run ({results}); "
                           "choose another directory or pass --overwrite")
-    saved_config = os.path.join(path, "config.json")
-    differs = _changed_fields(saved_config, config)
+    differs = _changed_fields(os.path.join(path, "config.json"), config)
     if differs and os.path.isdir(os.path.join(path, "checkpoints")) and not overwrite:
         raise ConfigError(f"--model_dir={path} holds checkpoints of a run with a different "
                           f"config ({', '.join(differs)}); pass --overwrite to start over")
-    try:
-        os.makedirs(path, exist_ok=True)
-        if overwrite:
-            for stale in ("results.json", "checkpoints", "logs", "train_log.csv",
-                          "finetune_log.csv", "export"):
-                remove(os.path.join(path, stale))
-        write_json(saved_config, json.loads(config.to_json()))
-        write_json(os.path.join(path, "versions.json"), versions())
-    except OSError as e:
-        raise ConfigError(f"--model_dir={path} is not writable: {e.strerror}") from None
+    if overwrite and _entries(path) and not os.path.exists(os.path.join(path, "config.json")):
+        raise ConfigError(f"--model_dir={path} holds files but no config.json, so it is not a "
+                          "run directory; --overwrite empties run directories only")
+
+
+def _entries(path):
+    """What `path` holds besides its lock and the leftovers of an interrupted `_clear`."""
+    return [name for name in os.listdir(path)
+            if name != run_lock.LOCK_NAME and not name.startswith(_TRASH_PREFIX)]
+
+
+_TRASH_PREFIX = ".overwritten-"
+
+
+def _clear(path):
+    """Empties the run directory `path` for --overwrite, keeping only its lock: everything is
+    renamed into one hidden directory (each rename is atomic, so nothing is half deleted while
+    the old run's files are still in their places), which is then deleted. Leftovers of an
+    interrupted clear go with it."""
+    trash = tempfile.mkdtemp(prefix=_TRASH_PREFIX, dir=path)
+    for name in os.listdir(path):
+        if name not in (run_lock.LOCK_NAME, os.path.basename(trash)):
+            os.rename(os.path.join(path, name), os.path.join(trash, name))
+    shutil.rmtree(trash)
 
 
 # Settings a resumed run may change: they do not alter what is computed.

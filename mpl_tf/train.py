@@ -9,21 +9,23 @@ import os
 import re
 import sys
 import tempfile
-import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from mpl_tf import attempts
 from mpl_tf import checkpoints
 from mpl_tf import distribute
 from mpl_tf import export
+from mpl_tf import faults
 from mpl_tf import feedback
 from mpl_tf import loop
 from mpl_tf import models
 from mpl_tf import optim
 from mpl_tf import plots
 from mpl_tf import precision
+from mpl_tf import preemption
 from mpl_tf import run_dir
 from mpl_tf.baselines import UDA, Supervised
 from mpl_tf.config import TrainingError
@@ -89,10 +91,14 @@ def assemble(config, method, networks, average, input_shape):
 
 
 def fit(config, data, strategy, method=None, log_dir=None, initial_weights=None,
-        log_name="train", resume_dir=None):
+        log_name="train", resume_dir=None, clock=None):
     """Trains `method` on `data` for config.train_steps steps, from `initial_weights` for the
     trained network if given, resuming from the newest checkpoint in `resume_dir` (default
-    `log_dir`; under multi-worker training every worker resumes from the chief's).
+    `log_dir`; under multi-worker training every worker resumes from the chief's). `clock`
+    (an `attempts.Clock`) records the time spent at every epoch end.
+
+    A SIGTERM or Ctrl-C (see `preemption`) saves a checkpoint at the step reached, possibly
+    mid-epoch, and raises `preemption.Interrupted`.
 
     Returns the model and its training logs averaged over the whole run (every epoch has the
     same number of steps, so the mean of epoch means is the mean over steps).
@@ -103,7 +109,7 @@ def fit(config, data, strategy, method=None, log_dir=None, initial_weights=None,
         if initial_weights is not None:
             model.trained_network.set_weights(initial_weights)
     diverged = StopOnNonFinite(config.max_nonfinite_steps)
-    callbacks, start_step = [diverged], 0
+    callbacks, start_step, saving = [diverged] + ([clock] if clock else []), 0, None
     selection = SelectOnValidation(data, config.eval_batch_size) if config.select_on_val else None
     if selection:
         callbacks.append(selection)
@@ -119,18 +125,28 @@ def fit(config, data, strategy, method=None, log_dir=None, initial_weights=None,
                 selection.restore(source.directory, start_step)
         csv_log = os.path.join(log_dir, f"{log_name}_log.csv")
         _drop_csv_rows_from(csv_log, start_step // steps_per_epoch)
+        saving = checkpoints.SaveEvery(saver, config.checkpoint_every or steps_per_epoch,
+                                       config.train_steps,
+                                       companions=[selection] if selection else [])
         callbacks += [keras.callbacks.TensorBoard(os.path.join(log_dir, "logs", log_name)),
-                      keras.callbacks.CSVLogger(csv_log, append=start_step > 0),
-                      checkpoints.SaveEvery(saver, config.checkpoint_every or steps_per_epoch,
-                                            config.train_steps,
-                                            companions=[selection] if selection else [])]
-    history = loop.fit(model, strategy, pipeline.train_input(data, config, strategy, start_step),
-                       initial_epoch=start_step // steps_per_epoch,
-                       epochs=config.train_steps // steps_per_epoch,
-                       steps_per_epoch=steps_per_epoch, callbacks=callbacks,
-                       steps_per_execution=config.steps_per_execution,
-                       jit_compile=config.jit_compile,
-                       verbose=1 if sys.stdout.isatty() else 2)
+                      keras.callbacks.CSVLogger(csv_log, append=start_step > 0), saving]
+    with preemption.handling():
+        history = loop.fit(model, strategy,
+                           pipeline.train_input(data, config, strategy, start_step),
+                           initial_epoch=start_step // steps_per_epoch,
+                           skip_steps=start_step % steps_per_epoch,
+                           epochs=config.train_steps // steps_per_epoch,
+                           steps_per_epoch=steps_per_epoch, callbacks=callbacks,
+                           steps_per_execution=config.steps_per_execution,
+                           jit_compile=config.jit_compile,
+                           verbose=1 if sys.stdout.isatty() else 2)
+        signum = preemption.requested()
+    if signum is not None:
+        step = int(model.steps_run.numpy()) if saving else None
+        if saving and history.interrupted:  # else training ended: its last step is saved
+            saving.save(step)
+        raise preemption.Interrupted(signum, step,
+                                     saving.checkpoint_manager.directory if saving else None)
     if diverged.stopped_at is not None:
         raise TrainingError(f"stopped at step {diverged.stopped_at}: "
                             f"{config.max_nonfinite_steps} steps in a row had non-finite losses "
@@ -273,12 +289,16 @@ def run(config, data, strategy=None):
 
     Under multi-worker training only the chief writes model_dir; the other workers run the
     same program and write to a temporary directory."""
-    start = time.time()
     strategy = strategy or distribute.strategy(config.strategy, config.tpu)
     resume_dir = config.model_dir
     if not distribute.is_chief(strategy):
         config = config.replace(model_dir=tempfile.mkdtemp(prefix="mpl_tf_worker_"))
         run_dir.prepare(config)
+    with attempts.Clock(config.model_dir, "train") as clock:
+        return _run(config, data, strategy, resume_dir, clock)
+
+
+def _run(config, data, strategy, resume_dir, clock):
     run_dir.write_json(os.path.join(config.model_dir, "labeled_indices.json"),
                        {"dataset": data.name, "split_seed": config.split_seed,
                         "indices": data.labeled_indices.tolist(), "ids": list(data.labeled_ids),
@@ -287,7 +307,7 @@ def run(config, data, strategy=None):
     run_dir.write_json(os.path.join(config.model_dir, "dataset_info.json"), data.info())
     keras.utils.set_random_seed(config.seed)
     model, train_logs = fit(config, data, strategy, log_dir=config.model_dir,
-                            resume_dir=resume_dir)
+                            resume_dir=resume_dir, clock=clock)
     results = {
         "dataset": config.dataset, "method": config.method, "seed": config.seed,
         "split_seed": config.split_seed,
@@ -298,6 +318,7 @@ def run(config, data, strategy=None):
     }
     if config.label_fraction:
         results["label_fraction"] = config.label_fraction
+    results.update(_divergence(config, data, results["val_accuracy"]))
     if config.select_on_val:
         results["selected_step"] = getattr(model, "selected_step", None)  # None: no epoch ran
     if config.ema_decay:
@@ -316,17 +337,28 @@ def run(config, data, strategy=None):
     served = model.serving_network
     if config.finetune_steps:
         run_dir.save_weights(config.model_dir, served, run_dir.TRAINED_WEIGHTS)
-        served = _finetune_into(results, config, data, strategy, served)
+        served = _finetune_into(results, config, data, strategy, served, clock)
     run_dir.save_weights(config.model_dir, served)
-    results["wall_seconds"] = round(time.time() - start, 2)
+    results.update(clock.results())
     _finish(config.model_dir, results)
     return results
+
+
+# The served network's labeled training loss, per method (what divergence is judged on).
+_LABELED_LOSS = {"mpl": "labeled_loss_new", "uda": "supervised", "supervised": "loss"}
+
+
+def _divergence(config, data, val_accuracy):
+    """results.json's `diverged` and `warnings` (see `faults.divergence`)."""
+    epochs = _read_csv_log(os.path.join(config.model_dir, "train_log.csv"))
+    return faults.divergence(epochs.get(_LABELED_LOSS[config.method], []), val_accuracy,
+                             data.num_classes,
+                             None if data.val_labels is None else len(data.val_labels))
 
 
 def finetune_run(config, data, strategy=None):
     """--mode=finetune: finetunes the served network of the finished run in model_dir (as it
     was before any earlier finetuning) and updates its results.json (before and after)."""
-    start = time.time()
     strategy = strategy or distribute.strategy(config.strategy, config.tpu)
     results = run_dir.read_json(os.path.join(config.model_dir, "results.json"))
     with strategy.scope():
@@ -342,9 +374,11 @@ def finetune_run(config, data, strategy=None):
     for stale in ("finetune_log.csv", os.path.join("checkpoints", "finetune"),
                   os.path.join("logs", "finetune")):
         run_dir.remove(os.path.join(config.model_dir, stale))
-    served = _finetune_into(results, config, data, strategy, network)
+    with attempts.Clock(config.model_dir, "finetune",
+                        before=results.get("wall_seconds", 0)) as clock:
+        served = _finetune_into(results, config, data, strategy, network, clock)
     run_dir.save_weights(config.model_dir, served)
-    results["wall_seconds"] = round(results.get("wall_seconds", 0) + time.time() - start, 2)
+    results.update(clock.results())
     _finish(config.model_dir, results)
     return results
 
@@ -371,14 +405,14 @@ def _finish(model_dir, results):
         raise
 
 
-def _finetune_into(results, config, data, strategy, network):
+def _finetune_into(results, config, data, strategy, network, clock):
     """Finetunes a copy of `network` on the labeled data, moving the accuracies in `results`
     to `*_before_finetune` and recording the finetuned ones; returns the finetuned network."""
     for key in ("val_accuracy", "test_accuracy"):
         results[f"{key}_before_finetune"] = results[key]
     tuning = config.finetuning(strategy.num_replicas_in_sync)
     tuned, _ = fit(tuning, data, strategy, log_dir=config.model_dir,
-                   initial_weights=network.get_weights(), log_name="finetune")
+                   initial_weights=network.get_weights(), log_name="finetune", clock=clock)
     results.update(_accuracies(tuned, data, config), finetune_steps=config.finetune_steps,
                    finetune_lr=config.finetune_lr, finetune_batch_size=config.finetune_batch_size)
     return tuned.serving_network

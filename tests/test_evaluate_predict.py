@@ -14,6 +14,7 @@ from export_testing import make_run
 from mpl_tf import evaluate
 from mpl_tf import export
 from mpl_tf import predict
+from mpl_tf import run_dir
 from mpl_tf.data import sources
 
 
@@ -22,9 +23,13 @@ def image_run(tmp_path_factory):
     """An exported 10-class MLP on 8x8 RGB images, and val/test arrays for it."""
     model_dir = str(tmp_path_factory.mktemp("image_run"))
     network = make_run(model_dir, num_classes=10)
+    run_dir.write_json(os.path.join(model_dir, "labeled_indices.json"),  # the split it records
+                       {"dataset": "toy", "split_seed": 7, "indices": list(range(40)), "ids": [],
+                        "val_indices": None})
     export.export_run(model_dir)
     rng = np.random.default_rng(0)
     data = types.SimpleNamespace(
+        name="toy", labeled_indices=np.arange(40), val_indices=None,  # as recorded above
         num_classes=10, val_images=rng.uniform(0, 255, (30, 8, 8, 3)).astype(np.float32),
         val_labels=rng.integers(0, 10, 30), test_images=rng.uniform(0, 255, (50, 8, 8, 3)).astype(
             np.float32), test_labels=rng.integers(0, 10, 50))

@@ -99,7 +99,7 @@ def test_finetuning_after_training_and_on_demand(tmp_path):
     assert (model_dir / "finetune_log.csv").exists()
     before = (model_dir / "model" / "serving.weights.h5").read_bytes()
     again = run_main(f"--model_dir={model_dir}", "--mode=finetune", "--finetune_steps=50",
-                     "--finetune_lr=0.5")
+                     "--finetune_lr=0.5", "--overwrite")  # replaces the earlier finetuning
     assert again.returncode == 0, again.stderr[-3000:]
     updated = json.loads((model_dir / "results.json").read_text())
     assert updated["finetune_steps"] == 50 and updated["finetune_lr"] == 0.5

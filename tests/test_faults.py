@@ -1,0 +1,139 @@
+"""Faults a long run must survive (issue 13): SIGTERM and Ctrl-C save a checkpoint and exit in
+one line, and rerunning resumes there exactly; a full disk, an unwritable run directory and an
+out-of-memory batch end in one line naming the cause and the flag to change, with the last good
+checkpoint intact."""
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from absl import flags
+
+from mpl_tf import checkpoints
+from mpl_tf import main as main_lib
+from mpl_tf import run_dir
+from mpl_tf import train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# 4 epochs of 250 steps, 10 per call: a signal lands mid-epoch.
+COMMAND = [sys.executable, "-m", "mpl_tf.main", "--flagfile=flags/two_moons.cfg",
+           "--method=supervised", "--train_steps=1000", "--log_every=250",
+           "--steps_per_execution=10", "--momentum=0.9"]
+ENV = {**os.environ, "TF_DETERMINISTIC_OPS": "1"}
+
+
+def _final_values(model_dir, step=1000):
+    reader = tf.train.load_checkpoint(
+        os.path.join(checkpoints.directory(model_dir, "train"), f"ckpt-{step}"))
+    return {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()
+            if "trainer" in n}
+
+
+def _interrupt(model_dir, signum):
+    """Starts the run, sends `signum` once its first checkpoint exists; returns the process."""
+    process = subprocess.Popen([*COMMAND, f"--model_dir={model_dir}"], cwd=REPO, env=ENV,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = os.path.join(checkpoints.directory(model_dir, "train"), "ckpt-250.index")
+    deadline = time.time() + 300
+    while not os.path.exists(first) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    process.send_signal(signum)
+    process.stdout_text, process.stderr_text = process.communicate(timeout=300)
+    return process
+
+
+def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes_there_exactly(tmp_path):
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    assert subprocess.run([*COMMAND, f"--model_dir={whole}"], cwd=REPO, env=ENV,
+                          capture_output=True, timeout=600).returncode == 0
+
+    process = _interrupt(stopped, signal.SIGTERM)
+    assert process.returncode == 128 + signal.SIGTERM, process.stderr_text[-2000:]
+    lines = process.stderr_text.strip().splitlines()
+    assert len(lines) == 1, process.stderr_text
+    step = int(lines[0].split("at step ")[1].split()[0])
+    assert lines[0] == (f"stopped by SIGTERM: saved a checkpoint at step {step} in "
+                        f"{checkpoints.directory(str(stopped), 'train')}; rerun the same "
+                        "command to resume from there")
+    assert 250 <= step < 1000 and not (stopped / "results.json").exists()
+    assert os.path.exists(os.path.join(checkpoints.directory(stopped, "train"),
+                                       f"ckpt-{step}.index"))
+
+    resumed = subprocess.run([*COMMAND, f"--model_dir={stopped}"], cwd=REPO, env=ENV,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"Resuming train from step {step}" in resumed.stdout
+    a, b = _final_values(whole), _final_values(stopped)
+    assert a.keys() == b.keys() and len(a) > 5
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=0, atol=1e-6, err_msg=name)
+    results = json.loads((stopped / "results.json").read_text())
+    assert len(results["wall_seconds_per_attempt"]) == 2
+    assert results["wall_seconds"] == pytest.approx(sum(results["wall_seconds_per_attempt"]))
+    assert min(results["wall_seconds_per_attempt"]) > 0
+
+
+def test_ctrl_c_saves_a_checkpoint_and_says_so_in_one_line(tmp_path):
+    process = _interrupt(tmp_path / "run", signal.SIGINT)
+    assert process.returncode == 128 + signal.SIGINT
+    lines = process.stderr_text.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("stopped by SIGINT: saved a checkpoint at")
+    assert "Traceback" not in process.stderr_text
+
+
+def run_main(*args):
+    flags.FLAGS.unparse_flags()
+    return main_lib.main(["main", *args])
+
+
+SHORT = ["--flagfile=flags/two_moons.cfg", "--method=supervised", "--train_steps=1000",
+         "--log_every=500"]
+
+
+def _fail_on_call(monkeypatch, owner, name, error, call=2):
+    """Makes `owner.name` raise `error` from its `call`-th call on."""
+    original, calls = getattr(owner, name), []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) >= call:
+            raise error
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, failing)
+
+
+@pytest.mark.parametrize("where,error,message", [
+    ("checkpoint", OSError(errno.ENOSPC, "No space left on device"), "is full"),
+    ("checkpoint", tf.errors.PermissionDeniedError(None, None, "ckpt-1000: Permission denied"),
+     "cannot write to --model_dir"),
+    ("weights", PermissionError(errno.EACCES, "Permission denied"), "cannot write to"),
+    ("evaluation", tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor"),
+     "out of memory"),
+    ("evaluation", MemoryError(), "out of memory"),
+])
+def test_machine_faults_end_in_one_line_with_the_last_checkpoint_intact(
+        tmp_path, monkeypatch, capsys, where, error, message):
+    owner, name = {"checkpoint": (tf.train.CheckpointManager, "save"),
+                   "weights": (run_dir, "save_weights"),
+                   "evaluation": (train, "accuracy")}[where]
+    _fail_on_call(monkeypatch, owner, name, error, call=2 if where == "checkpoint" else 1)
+    model_dir = tmp_path / "run"
+    assert run_main(*SHORT, f"--model_dir={model_dir}") == 1
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
+    last = 500 if where == "checkpoint" else 1000
+    good = os.path.join(checkpoints.directory(str(model_dir), "train"), f"ckpt-{last}")
+    assert f"the last checkpoint, {good}, is intact" in lines[0]
+    assert tf.train.load_checkpoint(good).get_variable_to_shape_map()
+    assert not (model_dir / "results.json").exists()
+    if message == "out of memory":
+        assert "--eval_batch_size" in lines[0] and "--image_size" in lines[0]

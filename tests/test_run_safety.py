@@ -1,0 +1,241 @@
+"""The run directory as a safe contract: relocatable, --overwrite leaves nothing of the old run,
+one writer at a time, progress never silently thrown away, finetuning that asks before
+replacing, evaluation on the run's own split, wall time over every attempt, and divergence said
+out loud (issue 13)."""
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from absl import flags
+from export_testing import make_run
+
+from mpl_tf import checkpoints
+from mpl_tf import evaluate
+from mpl_tf import export
+from mpl_tf import main as main_lib
+from mpl_tf import run_dir
+from mpl_tf import run_lock
+from mpl_tf.config import Config, ConfigError, TrainingError
+from mpl_tf.data import sources
+from mpl_tf.train import build_model
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Two Moons, supervised (no control network to train for the figure), 500 steps.
+SHORT = ["--flagfile=flags/two_moons.cfg", "--method=supervised", "--train_steps=500",
+         "--log_every=500"]
+FINETUNE = ["--finetune_steps=50", "--finetune_lr=0.01", "--finetune_batch_size=12"]
+
+
+def run_main(*args):
+    """mpl_tf.main in this process (TensorFlow is already up): its exit status."""
+    flags.FLAGS.unparse_flags()
+    return main_lib.main(["main", *args])
+
+
+def error_lines(captured):
+    return [line for line in captured.err.splitlines() if line.strip()]
+
+
+def fingerprint(directory):
+    """{relative path: sha256} of every file under `directory`."""
+    found = {}
+    for root, _, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                found[os.path.relpath(path, directory)] = hashlib.sha256(f.read()).hexdigest()
+    return found
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A finished run that finetuned after training (lr 0.01, batch 12, 50 steps)."""
+    model_dir = tmp_path_factory.mktemp("finished") / "run"
+    assert run_main(*SHORT, *FINETUNE, f"--model_dir={model_dir}") == 0
+    return model_dir
+
+
+def copy_of(finished, tmp_path, name="copy"):
+    target = tmp_path / name
+    shutil.copytree(finished, target, symlinks=True)
+    return target
+
+
+def test_a_copied_or_moved_run_finetunes_in_place(finished, tmp_path, capsys):
+    before = fingerprint(finished)
+    copy = copy_of(finished, tmp_path)
+    assert run_main(f"--model_dir={copy}", "--mode=finetune", "--overwrite",
+                    "--finetune_steps=20") == 0
+    assert str(copy / "results.json") in capsys.readouterr().out
+    assert json.loads((copy / "results.json").read_text())["finetune_steps"] == 20
+    assert fingerprint(finished) == before, "finetuning the copy wrote into the original"
+
+    moved = tmp_path / "moved"
+    os.rename(copy, moved)
+    assert run_main(f"--model_dir={moved}", "--mode=finetune", "--overwrite",
+                    "--finetune_steps=10") == 0
+    assert json.loads((moved / "results.json").read_text())["finetune_steps"] == 10
+    assert not copy.exists()
+
+
+def test_finetuning_asks_before_replacing_and_keeps_the_recorded_settings(
+        finished, tmp_path, capsys):
+    copy = copy_of(finished, tmp_path)
+    capsys.readouterr()
+    # An earlier finetuning result is not replaced without asking ...
+    assert run_main(f"--model_dir={copy}", "--mode=finetune") == 2
+    assert error_lines(capsys.readouterr()) == [
+        f"error: --model_dir={copy} already holds a finetuned result ({copy}/results.json); "
+        "pass --overwrite to replace it (the trained network is finetuned again)"]
+    # ... and with --overwrite, no finetuning flags: the run's recorded settings, not defaults.
+    assert run_main(f"--model_dir={copy}", "--mode=finetune", "--overwrite") == 0
+    results = json.loads((copy / "results.json").read_text())
+    assert (results["finetune_steps"], results["finetune_lr"],
+            results["finetune_batch_size"]) == (50, 0.01, 12)
+    # Wall time: the training attempt plus this finetuning, each recorded.
+    assert len(results["wall_seconds_per_attempt"]) == 2
+    assert results["wall_seconds"] == pytest.approx(sum(results["wall_seconds_per_attempt"]))
+
+
+def test_overwrite_leaves_nothing_of_the_old_run(finished, tmp_path):
+    copy = copy_of(finished, tmp_path)
+    (copy / "notes.txt").write_text("the old run's")
+    started = time.time() - 1
+    assert run_main(*SHORT, f"--model_dir={copy}", "--overwrite", "--seed=1") == 0
+    for gone in ("notes.txt", run_dir.TRAINED_WEIGHTS, "finetune_log.csv",
+                 os.path.join("checkpoints", "finetune"), os.path.join("logs", "finetune")):
+        assert not (copy / gone).exists(), gone
+    for name in fingerprint(copy):
+        assert os.path.getmtime(copy / name) >= started, f"{name} is the old run's"
+    # A later finetuning finetunes the new network, not the old run's trained one.
+    assert json.loads((copy / "config.json").read_text())["seed"] == 1
+
+
+def test_overwrite_refuses_a_directory_that_is_not_a_run(tmp_path):
+    (tmp_path / "thesis.tex").write_text("years of work")
+    with pytest.raises(ConfigError, match="not a run directory"):
+        run_dir.prepare(Config(model_dir=str(tmp_path)), overwrite=True)
+    assert os.listdir(tmp_path) == ["thesis.tex"]
+
+
+HOLD = ("import sys, time\nfrom mpl_tf import run_lock\nrun_lock.acquire(sys.argv[1])\n"
+        "print('held', flush=True)\ntime.sleep(120)\n")
+
+
+def test_a_second_run_is_refused_naming_the_holder_and_a_dead_holder_does_not_block(tmp_path):
+    model_dir = tmp_path / "run"
+    model_dir.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(model_dir)], cwd=REPO,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        second = subprocess.run([sys.executable, "-m", "mpl_tf.main", *SHORT,
+                                 f"--model_dir={model_dir}"], cwd=REPO, capture_output=True,
+                                text=True, timeout=300)
+        assert second.returncode == 2
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ")
+        assert f"process {holder.pid} on host {socket.gethostname()}" in lines[0]
+        assert os.listdir(model_dir) == [run_lock.LOCK_NAME]
+    finally:
+        holder.kill()  # like kill -9: the lock stays behind
+        holder.wait()
+    assert (model_dir / run_lock.LOCK_NAME).exists()
+    run_dir.prepare(Config(model_dir=str(model_dir)))  # the stale lock is taken over
+    assert json.loads((model_dir / run_lock.LOCK_NAME).read_text())["pid"] == os.getpid()
+    run_lock.release(str(model_dir))
+    assert not (model_dir / run_lock.LOCK_NAME).exists()
+
+
+def _two_checkpoints(directory):
+    """A manager with checkpoints 1 (student weight 1) and 2 (weight 2) in `directory`."""
+    config = Config(mlp_hidden=(4,), train_steps=2, log_every=1)
+    model = build_model(config, (2,), 2)
+    saver = checkpoints.manager(model, str(directory))
+    for step in (1, 2):
+        model.student.trainable_variables[0].assign(
+            tf.fill(model.student.trainable_variables[0].shape, float(step)))
+        saver.save(checkpoint_number=step)
+    return build_model(config, (2,), 2)
+
+
+@pytest.mark.parametrize("damage", ["deleted", "garbage"])
+def test_a_lost_or_garbled_state_file_still_resumes_from_the_newest(tmp_path, damage):
+    fresh = _two_checkpoints(tmp_path)
+    state = tmp_path / "checkpoint"
+    if damage == "deleted":
+        state.unlink()
+    else:
+        state.write_bytes(b"\x00\xffnot a checkpoint state{{")
+    restored = checkpoints.restore_latest(checkpoints.manager(fresh, str(tmp_path)))
+    assert restored == str(tmp_path / "ckpt-2")
+    np.testing.assert_array_equal(fresh.student.trainable_variables[0].numpy(), 2.0)
+    assert "ckpt-2" in state.read_text() and str(tmp_path) not in state.read_text()
+
+
+def test_no_readable_checkpoint_refuses_instead_of_starting_over(tmp_path):
+    fresh = _two_checkpoints(tmp_path)
+    for step in (1, 2):
+        with open(tmp_path / f"ckpt-{step}.data-00000-of-00001", "r+b") as f:
+            f.truncate(3)
+    with pytest.raises(TrainingError, match="none of the 2 checkpoints .* is readable.*"
+                                            "--overwrite"):
+        checkpoints.restore_latest(checkpoints.manager(fresh, str(tmp_path)))
+
+
+@pytest.fixture
+def digits_run(tmp_path):
+    """An exported (untrained) digits run with 40 labels, split seed 7 and its recorded split."""
+    model_dir = tmp_path / "run"
+    network = make_run(model_dir, input_shape=(16, 16, 1), num_classes=10, dataset="digits")
+    data = sources.load(Config.from_json(str(model_dir / "config.json")))
+    run_dir.write_json(str(model_dir / "labeled_indices.json"),
+                       {"dataset": "digits", "split_seed": 7,
+                        "indices": data.labeled_indices.tolist(), "ids": [],
+                        "val_indices": data.val_indices.tolist()})
+    export.export_run(str(model_dir))
+    return model_dir, network, data
+
+
+def test_evaluating_an_exported_run_uses_its_recorded_split(digits_run, tmp_path, capsys):
+    model_dir, network, data = digits_run
+    saved_model = model_dir / "export" / "saved_model"
+    assert evaluate.main(["evaluate", f"--saved_model={saved_model}", "--dataset=digits",
+                          "--split=val"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    predictions = np.argmax(network(data.val_images, training=False), axis=-1)
+    assert report["top1_accuracy"] == pytest.approx(float(np.mean(predictions == data.val_labels)))
+    assert report["num_examples"] == len(data.val_labels)
+
+    assert evaluate.main(["evaluate", f"--saved_model={saved_model}", "--split=val",
+                          "--split_seed=3"]) == 2
+    assert "different validation split" in capsys.readouterr().err
+    alone = tmp_path / "alone"
+    shutil.copytree(saved_model, alone)
+    assert evaluate.main(["evaluate", f"--saved_model={alone}", "--dataset=digits",
+                          "--split=val"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs the run's recorded split" in err
+
+
+def test_a_diverged_run_says_so(tmp_path, capsys):
+    model_dir = tmp_path / "run"
+    assert run_main(*SHORT, "--train_steps=1000", "--teacher_lr=1000",
+                    f"--model_dir={model_dir}") == 0
+    results = json.loads((model_dir / "results.json").read_text())
+    assert results["diverged"] is True and results["warnings"]
+    assert "warning: the run diverged" in capsys.readouterr().err
+
+
+def test_a_healthy_run_has_no_warnings(finished):
+    results = json.loads((finished / "results.json").read_text())
+    assert results["diverged"] is False and results["warnings"] == []
