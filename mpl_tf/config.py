@@ -92,6 +92,10 @@ flags.DEFINE_float("augment_magnitude", 16.0, "RandAugment magnitude on the rele
 flags.DEFINE_integer("cutout_size", 16, "Side of the cutout square in the strong view; 0: none.")
 flags.DEFINE_bool("skip_corrupt_images", False, "Skip unreadable image files (with a warning) "
                   "instead of failing.")
+# folder:PATH datasets (mpl_tf/data/folder.py)
+flags.DEFINE_string("cache_dir", None, "folder:PATH datasets: keep the decoded images here, so "
+                    "a later run on the unchanged folder decodes nothing (keyed by every "
+                    "file's path, size and mtime and --image_size).")
 
 # --- batches and optimisation (batch sizes are global, over all replicas) ---------------------
 flags.DEFINE_integer("labeled_batch_size", 12, "Global labeled batch size B.")
@@ -179,6 +183,7 @@ class Config:
     augment_magnitude: float = 16.0
     cutout_size: int = 16
     skip_corrupt_images: bool = False
+    cache_dir: str = None  # folder:PATH datasets
     labeled_batch_size: int = 12
     unlabeled_batch_size: int = 64
     teacher_lr: float = 0.1
@@ -284,6 +289,9 @@ class Config:
         for name in ("num_val", "image_size", "uda_ratio", "cutout_size"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name}={getattr(self, name)} must be >= 0")
+        if self.cache_dir is not None and not self.dataset.startswith("folder:"):
+            raise ConfigError(f"--cache_dir applies to --dataset=folder:PATH only (got "
+                              f"--dataset={self.dataset})")
         if self.batch_norm_epsilon <= 0:
             raise ConfigError(f"--batch_norm_epsilon={self.batch_norm_epsilon} must be > 0")
         if not self.uda_temperature > 0:
