@@ -70,8 +70,11 @@ def fit(image, size):
 
 def error_message(path, orientation_value=1, size=0):
     """Why `decode` fails on `path` (one line), or None if it does not."""
+    from mpl_tf.cli import stderr_silenced
+
     try:
-        decode(tf.constant(path), orientation_value, size)
+        with stderr_silenced():  # libjpeg's own complaint
+            decode(tf.constant(path), orientation_value, size)
     except (tf.errors.OpError, ValueError) as e:
         text = getattr(e, "message", str(e))
         text = text.split("}}")[-1].split("[Op:")[0].strip()

@@ -147,11 +147,11 @@ def _check_readable(scan, paths, config, where):
     named = "; ".join(f"{paths[i]} ({decode.error_message(paths[i])})"
                       for i in bad[:NAMED_BAD_FILES])
     more = f"; and {len(bad) - NAMED_BAD_FILES} more" if len(bad) > NAMED_BAD_FILES else ""
-    what = f"{len(bad)} of {len(paths)} images cannot be read: {named}{more}"
+    what = f"{len(bad)} of {len(paths)} images are unreadable ({named}{more})"
     if not config.skip_corrupt_images:
-        raise ConfigError(f"{where}: cannot read images: {what}; fix or remove them, or pass "
-                          "--skip_corrupt_images to skip such files")
-    logging.warning("%s: skipping %s", where, what)
+        raise ConfigError(f"{where}: {what}; fix or remove them, or pass "
+                          "--skip_corrupt_images to skip them")
+    logging.warning("%s: skipping them (--skip_corrupt_images): %s", where, what)
     return len(bad)
 
 

@@ -22,6 +22,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from mpl_tf.cli import stderr_silenced
 from mpl_tf.data import decode
 
 CACHE_VERSION = 1  # bump when decode.py's output changes, so old caches are not reused
@@ -135,8 +136,10 @@ def _decode_all(paths, orientations, size, cache_images):
     dataset = (tf.data.Dataset.from_tensor_slices((np.arange(count), list(paths), orientations))
                .map(measure, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
                .ignore_errors().batch(1024))
-    for index, shape, total, square in dataset.as_numpy_iterator():
-        readable[index], shapes[index], sums[index], squares[index] = True, shape, total, square
+    with stderr_silenced():  # libjpeg writes a line to fd 2 for each broken file
+        for index, shape, total, square in dataset.as_numpy_iterator():
+            readable[index], shapes[index], sums[index], squares[index] = (True, shape, total,
+                                                                           square)
     return Scan(orientations, readable, shapes, sums, squares)
 
 
