@@ -270,3 +270,31 @@ def test_a_folder_run_killed_with_9_resumes_exactly_from_the_cache(tmp_path):
                                    err_msg=name)
     recorded = json.loads((interrupted / "labeled_indices.json").read_text())
     assert len(recorded["ids"]) == 6 and len(recorded["val_ids"]) == 2
+
+
+# --- folder -> TFDS ---------------------------------------------------------------------------
+
+def test_folder_to_tfds_writes_a_dataset_tfds_reads_back(tmp_path, capsys):
+    import tensorflow_datasets as tfds
+
+    from mpl_tf.data import folder_to_tfds
+
+    root = folder_testing.make(str(tmp_path / "data"), test=True, corrupt=True)
+    command = ["folder_to_tfds", f"--folder={root}", "--name=my_pets",
+               f"--data_dir={tmp_path / 'tfds'}", "--image_size=6"]
+    assert folder_to_tfds.main(command) == 2
+    assert "1 of 43 images are unreadable" in capsys.readouterr().err
+    assert not (tmp_path / "tfds" / "my_pets").exists()
+    assert folder_to_tfds.main([*command, "--skip_corrupt_images"]) == 0
+    builder = tfds.builder_from_directory(str(tmp_path / "tfds" / "my_pets" / "1.0.0"))
+    assert builder.info.features["label"].names == ["ant", "bee", "cat"]
+    counts = {name: split.num_examples for name, split in builder.info.splits.items()}
+    assert counts == {"train": 27, "test": 9, "unlabeled": 6}
+    examples = list(tfds.as_numpy(builder.as_dataset(split="train", shuffle_files=False)))
+    by_name = {e["file_name"].decode(): e for e in examples}
+    ant = by_name[os.path.join("labeled", "ant", "ant00.png")]
+    assert ant["label"] == 0 and ant["image"].dtype == np.uint8 and ant["image"].shape == (6, 6, 3)
+    expected = _decoded(os.path.join(root, "labeled", "ant", "ant00.png"), size=6)
+    np.testing.assert_array_equal(ant["image"], expected)  # PNG: lossless
+    unlabeled = list(tfds.as_numpy(builder.as_dataset(split="unlabeled")))
+    assert {int(e["label"]) for e in unlabeled} == {-1}

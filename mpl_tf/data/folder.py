@@ -87,33 +87,19 @@ def load(config, root):
 def plan(config, root):
     """Lists and scans the folder and cuts it: the `FolderPlan` that `load` streams."""
     where = f"--dataset=folder:{root}"
-    if not os.path.isdir(root):
-        raise ConfigError(f"{where}: {root} is not a directory; expected "
-                          f"{os.path.join(root, 'labeled', '<class>', '*.png')} (or .jpg/.jpeg)")
-    classes, labeled, labeled_labels = _class_files(os.path.join(root, "labeled"), where, None)
-    if len(classes) < 2:
-        raise ConfigError(f"{where}: needs at least 2 classes in "
-                          f"{os.path.join(root, 'labeled')}/<class>/ (found {len(classes)}: "
-                          f"{', '.join(classes) or 'none'})")
-    test, test_labels = [], np.zeros(0, np.int32)
-    if os.path.isdir(os.path.join(root, "test")):
-        _, test, test_labels = _class_files(os.path.join(root, "test"), where, classes)
-    unlabeled = _image_files(os.path.join(root, "unlabeled"))
-    paths = labeled + test + unlabeled
-    labels = np.concatenate([labeled_labels, test_labels,
-                             np.full(len(unlabeled), -1, np.int32)]).astype(np.int32)
+    classes, parts, paths, labels = listing(root, where)
     start = time.time()
     scan = folder_scan.scan(root, paths, config.image_size, config.cache_dir)
     print(f"Scanned {len(paths)} images of {where} in {time.time() - start:.1f} s"
           f"{' (cache: ' + scan.cache + ')' if scan.cache else ''}", flush=True)
-    skipped = _check_readable(scan, paths, config, where)
-    groups = np.split(np.arange(len(paths)), [len(labeled), len(labeled) + len(test)])
-    labeled_idx, test_idx, extra_idx = (g[scan.readable[g]] for g in groups)
-    for group, kept in zip(groups, (labeled_idx, test_idx, extra_idx)):
-        if len(group) and not len(kept):
-            raise ConfigError(f"{where}: none of the {len(group)} images under "
-                              f"{os.path.dirname(paths[group[0]])} could be read")
-    if not test:
+    skipped = check_readable(scan, paths, config, where)
+    for part, indices in parts.items():
+        if len(indices) and not scan.readable[indices].any():
+            raise ConfigError(f"{where}: none of the {len(indices)} images under "
+                              f"{os.path.join(root, part)} could be read")
+    labeled_idx, test_idx, extra_idx = (parts[p][scan.readable[parts[p]]]
+                                        for p in ("labeled", "test", "unlabeled"))
+    if not len(parts["test"]):
         train_part, test_part = splits.test_holdout(labels[labeled_idx], TEST_FRACTION)
         labeled_idx, test_idx = labeled_idx[train_part], labeled_idx[test_part]
     train = labeled_idx
@@ -127,6 +113,30 @@ def plan(config, root):
         skipped=skipped)
 
 
+def listing(root, where):
+    """(classes, parts, paths, labels): every image file of the folder (absolute, sorted class
+    by class), its label (-1 in unlabeled/), and `parts` mapping labeled, test and unlabeled to
+    their indices into `paths` (test empty without test/)."""
+    if not os.path.isdir(root):
+        raise ConfigError(f"{where}: {root} is not a directory; expected "
+                          f"{os.path.join(root, 'labeled', '<class>', '*.png')} (or .jpg/.jpeg)")
+    classes, labeled, labeled_labels = _class_files(os.path.join(root, "labeled"), where, None)
+    if len(classes) < 2:
+        raise ConfigError(f"{where}: needs at least 2 classes in "
+                          f"{os.path.join(root, 'labeled')}/<class>/ (found {len(classes)}: "
+                          f"{', '.join(classes) or 'none'})")
+    test, test_labels = [], np.zeros(0, np.int32)
+    if os.path.isdir(os.path.join(root, "test")):
+        _, test, test_labels = _class_files(os.path.join(root, "test"), where, classes)
+    unlabeled = _image_files(os.path.join(root, "unlabeled"))
+    labels = np.concatenate([labeled_labels, test_labels,
+                             np.full(len(unlabeled), -1, np.int32)]).astype(np.int32)
+    bounds = np.cumsum([0, len(labeled), len(test), len(unlabeled)])
+    parts = {part: np.arange(bounds[i], bounds[i + 1])
+             for i, part in enumerate(("labeled", "test", "unlabeled"))}
+    return classes, parts, labeled + test + unlabeled, labels
+
+
 def _examples(indices, labels, load_file, shape):
     """Examples streaming the files `indices` (into the plan's paths) and their labels."""
     indices, labels = tf.constant(indices, tf.int64), tf.constant(labels[indices], tf.int32)
@@ -138,7 +148,7 @@ def _examples(indices, labels, load_file, shape):
     return examples_lib.indexed(int(indices.shape[0]), shape, load)
 
 
-def _check_readable(scan, paths, config, where):
+def check_readable(scan, paths, config, where):
     """The number of unreadable files: 0, or with --skip_corrupt_images their count (after a
     warning); else a ConfigError naming the first few."""
     bad = np.flatnonzero(~scan.readable)

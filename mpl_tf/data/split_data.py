@@ -84,7 +84,7 @@ class SplitData:
 
 def from_arrays(name, config, train, test, num_classes, default_num_val, view, class_names=(),
                 train_ids=(), pixel_mean=None, pixel_std=None, extra_unlabeled=None):
-    """SplitData from (images, labels) train and test pairs (float32, 0-255, NHWC).
+    """SplitData from (images, labels) train and test pairs (uint8 or float32, 0-255, NHWC).
 
     The labeled subset, validation holdout and unlabeled pool come from `splits.plan`.
     `extra_unlabeled` joins the unlabeled pool: (images, labels) arrays (a folder's unlabeled/
