@@ -8,8 +8,10 @@ ResNet-50 at 224 px?
    parallel into --work_dir and reused) and a short MPL run on it (`python -m mpl_tf.main`, the
    digits CNN, B=8, U=32, --run_steps in 3 epochs) in a fresh process: its peak RSS
    (ru_maxrss of that child, from os.wait4), the scan's seconds (from the run's output) and
-   training images per second ((B + U) x steps per epoch over Keras' epoch seconds, the
-   median of the epochs after the first).
+   training images per second ((B + U) over Keras' per-step time, the median of the epochs
+   after the first). Each folder also has a fixed test/ of 200 images and the runs hold out
+   --num_val=100, so evaluation costs the same at every size and only the training folder
+   (labeled/, the unlabeled pool) grows.
 2. In this process, both on this machine and one after the other: strong 224 px views per
    second of the folder pipeline (`pipeline.train_dataset`, decoding synthetic 400x300 JPEGs
    from disk, the ImageNet-10% recipe's views: random-resized crop, RandAugment M=17, no
@@ -36,16 +38,14 @@ import time
 import numpy as np
 from absl import app, flags
 
-from benchmarks.pipeline_benchmark import pipeline_rate, step_seconds
-from mpl_tf import run_dir
-from mpl_tf.config import Config
-from mpl_tf.data import sources
+from mpl_tf import run_dir  # (light: TensorFlow is imported by the functions that need it, so
+#                            the spawned JPEG writers start fast)
 
 flags.DEFINE_list("sizes", ["1000", "10000", "50000"], "Folder sizes (images) to run.")
 flags.DEFINE_string("work_dir", "/tmp/mpl_tf_folder_benchmark", "Where the synthetic folders "
                     "and runs go (folders are generated once and reused).")
 # (Named apart from pipeline_benchmark's flags and mpl_tf.config's, which are defined too.)
-flags.DEFINE_integer("run_steps", 24, "Steps of each short MPL run (3 epochs).")
+flags.DEFINE_integer("run_steps", 9, "Steps of each short MPL run (3 epochs).")
 flags.DEFINE_float("views_seconds", 30.0, "Timed seconds of the 224 px pipeline (after "
                    "warm-up).")
 flags.DEFINE_integer("resnet_steps", 3, "Timed ResNet-50 steps (the median is reported).")
@@ -60,7 +60,8 @@ RECIPE = "flags/imagenet_10pct.cfg"
 ASSUMED_REPLICAS = 8
 TIMED_LABELED = 1  # the ResNet-50 step's labeled batch (unlabeled: uda_ratio x this)
 BATCH = (8, 32)  # labeled, unlabeled batch of the short runs
-RUN_FLAGS = ("--model=cnn", "--num_labeled=100", f"--labeled_batch_size={BATCH[0]}",
+TEST_IMAGES = 200
+RUN_FLAGS = ("--model=cnn", "--num_labeled=100", "--num_val=100", f"--labeled_batch_size={BATCH[0]}",
              f"--unlabeled_batch_size={BATCH[1]}", "--label_type=sampled", "--feedback=taylor",
              "--eval_batch_size=256")
 EPOCHS = 3
@@ -69,7 +70,7 @@ PIPELINE_BATCH = (4, 60)  # labeled, unlabeled batch of the 224 px pipeline meas
 
 def _write_images(job):
     """Writes one chunk of a synthetic folder: smooth class-tinted pictures plus noise."""
-    root, start, stop, width, height, unlabeled_from = job
+    root, start, stop, width, height, test_from = job
     from PIL import Image
 
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
@@ -80,22 +81,21 @@ def _write_images(job):
         phase = rng.uniform(0, 6.3, 3)
         wave = 60 * np.sin(x[..., None] / (7 + 3 * label) + y[..., None] / 11 + phase)
         pixels = tint * 0.6 + 70 + wave + rng.normal(0, 12, (height, width, 3))
-        part = (os.path.join("unlabeled", f"{i // 1000:03d}") if i >= unlabeled_from else
-                os.path.join("labeled", f"class_{label}"))
+        part = os.path.join("test" if i >= test_from else "labeled", f"class_{label}")
         path = os.path.join(root, part, f"{i:06d}.jpg")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, quality=85)
 
 
-def make_folder(root, count, width, height, labeled_share=1.0):
-    """A folder of `count` JPEGs (generated in parallel once; a `.complete` marker says the
-    folder is whole, so an interrupted generation starts over)."""
+def make_folder(root, count, width, height, test=0):
+    """A folder of `count` JPEGs in labeled/ and `test` in test/ (generated in parallel once;
+    a `.complete` marker says the folder is whole, so an interrupted generation starts
+    over)."""
     if os.path.exists(os.path.join(root, ".complete")):
         return root
     chunk = 500
-    unlabeled_from = int(count * labeled_share)
-    jobs = [(root, s, min(s + chunk, count), width, height, unlabeled_from)
-            for s in range(0, count, chunk)]
+    jobs = [(root, s, min(s + chunk, count + test), width, height, count)
+            for s in range(0, count + test, chunk)]
     with multiprocessing.get_context("spawn").Pool(os.cpu_count()) as pool:
         pool.map(_write_images, jobs)
     open(os.path.join(root, ".complete"), "w").close()
@@ -118,13 +118,16 @@ def short_run(root, model_dir, steps):
     if status:
         raise RuntimeError(f"{' '.join(command)} failed; see {log_path}")
     scan = float(re.search(r"Scanned \d+ images of .* in ([\d.]+) s", text).group(1))
-    epochs = [int(m) for m in re.findall(r"^\d+/\d+ - (\d+)s - ", text, re.MULTILINE)][1:]
-    images_per_second = sum(BATCH) * (steps // EPOCHS) / statistics.median(epochs)
+    units = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
+    per_step = [int(n) * units[unit] for n, unit in re.findall(r" - (\d+)(us|ms|s)/step", text)]
+    images_per_second = sum(BATCH) / statistics.median(per_step[1:])
     return usage.ru_maxrss / 1024, scan, images_per_second, wall
 
 
 def recipe_config():
     """The ImageNet-10% recipe's Config (its flagfile, parsed by absl)."""
+    from mpl_tf.config import Config
+
     flags.FLAGS([sys.argv[0], f"--flagfile={RECIPE}"], known_only=True)
     return Config.from_flags()
 
@@ -132,6 +135,9 @@ def recipe_config():
 def large_views_and_step(work_dir, seconds, repeats):
     """(pipeline strong views/s, its batches, step seconds at the timed batch, recipe config)."""
     import dataclasses
+
+    from benchmarks.pipeline_benchmark import pipeline_rate, step_seconds
+    from mpl_tf.data import sources
 
     recipe = recipe_config()
     root = make_folder(os.path.join(work_dir, "large"), LARGE_COUNT, *LARGE_SIZE)
@@ -152,13 +158,15 @@ def main(argv):
     cfg = flags.FLAGS
     started = time.time()
     os.makedirs(cfg.work_dir, exist_ok=True)
+    os.makedirs(os.path.dirname(cfg.output), exist_ok=True)
     results = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                            "load_before": os.getloadavg()},
                "run": {"flags": list(RUN_FLAGS), "train_steps": cfg.run_steps,
                        "image_px": SMALL_PX}, "sizes": {}}
     for size in (int(s) for s in cfg.sizes):
         begin = time.time()
-        root = make_folder(os.path.join(cfg.work_dir, f"jpeg_{size}"), size, SMALL_PX, SMALL_PX)
+        root = make_folder(os.path.join(cfg.work_dir, f"jpeg_{size}"), size, SMALL_PX, SMALL_PX,
+                           test=TEST_IMAGES)
         generated = time.time() - begin
         rss, scan, rate, wall = short_run(root, os.path.join(cfg.work_dir, f"run_{size}"),
                                           cfg.run_steps)
@@ -169,9 +177,11 @@ def main(argv):
         print(f"{size} images: peak RSS {rss:.0f} MB, scan {scan:.1f} s, {rate:.0f} images/s",
               flush=True)
     sizes = results["sizes"]
-    smallest, largest = sizes[str(min(map(int, sizes)))], sizes[str(max(map(int, sizes)))]
-    results["rss_ratio_largest_to_smallest"] = round(
-        largest["peak_rss_mb"] / smallest["peak_rss_mb"], 3)
+    if sizes:
+        smallest, largest = sizes[str(min(map(int, sizes)))], sizes[str(max(map(int, sizes)))]
+        results["rss_ratio_largest_to_smallest"] = round(
+            largest["peak_rss_mb"] / smallest["peak_rss_mb"], 3)
+        run_dir.write_json(cfg.output + ".json", results)  # kept if the 224 px part fails
 
     rate, batches, step, recipe = large_views_and_step(cfg.work_dir, cfg.views_seconds,
                                                        cfg.resnet_steps)
@@ -194,7 +204,6 @@ def main(argv):
           flush=True)
     results["machine"]["load_after"] = os.getloadavg()
     results["wall_seconds"] = round(time.time() - started, 1)
-    os.makedirs(os.path.dirname(cfg.output), exist_ok=True)
     run_dir.write_json(cfg.output + ".json", results)
     run_dir.write_text(cfg.output + ".md", markdown(results))
 
@@ -209,8 +218,9 @@ def markdown(results):
         f"Short MPL runs (`python -m mpl_tf.main --dataset=folder:PATH "
         f"{' '.join(results['run']['flags'])} --train_steps={results['run']['train_steps']}`), "
         f"each in a fresh process, on synthetic {results['run']['image_px']} px JPEG folders "
-        "(10 classes); peak RSS is the process's ru_maxrss; images/s is (B + U) x steps per "
-        "epoch over Keras' epoch seconds (median of the epochs after the first).", "",
+        "(10 classes in labeled/, plus a fixed 200-image test/; --num_val=100); peak RSS is the "
+        "process's ru_maxrss; images/s is (B + U) over Keras' per-step time (median of the "
+        "epochs after the first).", "",
         "| images | peak RSS (MB) | scan (s) | training images / s | run wall (s) |",
         "|---|---|---|---|---|"]
     for size, row in results["sizes"].items():

@@ -181,3 +181,18 @@ def test_predict_streams_its_rows_and_an_interrupted_call_continues(image_run, t
     assert "Resuming after the 4 predictions" in out and "6 predictions written" in out
     assert output.read_text() == (tmp_path / "whole.csv").read_text()
     assert not (tmp_path / "preds.csv.partial").exists()
+
+
+def test_a_streamed_folder_split_is_evaluated_batch_by_batch(image_run, tmp_path):
+    import folder_testing
+
+    from mpl_tf.config import Config
+
+    model_dir, network, _ = image_run
+    root = folder_testing.make(str(tmp_path / "data"), test=True)
+    config = Config(dataset=f"folder:{root}", num_labeled=6, eval_batch_size=4)
+    report = evaluate.evaluate(config, "test", model_dir=model_dir)
+    images, labels = next(iter(sources.load(config).examples("test").dataset().batch(100)))
+    top1, top5 = expected_accuracies(network, tf.cast(images, tf.float32), labels.numpy())
+    assert report["num_examples"] == 9 and report["top1_accuracy"] == pytest.approx(top1)
+    assert report["top5_accuracy"] == pytest.approx(top5)
