@@ -226,9 +226,11 @@ def markdown(results):
     for size, row in results["sizes"].items():
         lines.append(f"| {int(size):,} | {row['peak_rss_mb']:.0f} | {row['scan_seconds']:.1f} | "
                      f"{row['train_images_per_second']:.0f} | {row['run_wall_seconds']:.0f} |")
+    if "rss_ratio_largest_to_smallest" in results:
+        lines += ["", f"Peak RSS at the largest size / at the smallest: "
+                  f"{results['rss_ratio_largest_to_smallest']:.3f}."]
     lines += [
-        "", f"Peak RSS at the largest size / at the smallest: "
-        f"{results['rss_ratio_largest_to_smallest']:.3f}.", "",
+        "",
         f"224 px strong views (ImageNet-10% recipe's views, from {views['source_jpeg'][0]}x"
         f"{views['source_jpeg'][1]} JPEGs on disk): the folder pipeline makes "
         f"{views['pipeline_strong_views_per_second']:.0f} per second. A ResNet-50 MPL step of "
