@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed-requirements
 SEEDS ?= 0 1 2 3 4
 
-.PHONY: demo test two_moons_table digits_table precision_table speed torch_reference fused_bn_act
+.PHONY: demo test two_moons_table digits_table precision_table speed torch_reference fused_bn_act \
+	folder_benchmark
 
 $(INSTALLED): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +32,11 @@ precision_table: $(INSTALLED)
 	$(PY) -m benchmarks.precision_benchmark --accuracy_seeds="0 1 2"
 	$(PY) -m benchmarks.precision_benchmark --precisions=mixed_float16 --jit=off --rounds=3 \
 	    --steps_per_round=3 --warmup_steps=2 --out=benchmarks/results/precision_benchmark_float16
+
+# Folder datasets: peak RSS at 1k/10k/50k images and the 224 px stream against a ResNet-50 MPL
+# step (generates its JPEG folders once under /tmp/mpl_tf_folder_benchmark).
+folder_benchmark: $(INSTALLED)
+	$(PY) -m benchmarks.folder_benchmark
 
 # benchmarks/fused_bn_act.cc, an experiment of efficiency_bound's (not part of the library),
 # built against the installed TensorFlow. -mno-avx512fp16: TF's Eigen headers do not compile

@@ -216,6 +216,9 @@ class Config:
     cutout_size: int = _int(16, "Side of the cutout square in the strong view; 0: none.")
     skip_corrupt_images: bool = _bool(False, "Skip unreadable image files (with a warning) "
                                       "instead of failing.")
+    cache_dir: str = _path(None, "folder:PATH datasets: keep the decoded images here, so a "
+                           "later run on the unchanged folder decodes nothing (keyed by every "
+                           "file's path, size and mtime and --image_size).")
 
     # --- batches and optimisation (batch sizes are global, over all replicas) -----------------
     labeled_batch_size: int = _int(12, "Global labeled batch size B.", low=1)
@@ -379,6 +382,9 @@ class Config:
         if self.ema_start_step and not self.ema_decay:
             raise ConfigError(f"--ema_start_step={self.ema_start_step} needs --ema_decay > 0 "
                               "(there is no EMA to start)")
+        if self.cache_dir and not self.dataset.startswith("folder:"):
+            raise ConfigError(f"--cache_dir applies to --dataset=folder:PATH only (got "
+                              f"--dataset={self.dataset})")
 
 
 def _default(name):

@@ -9,7 +9,8 @@ command line (--dataset, --data_dir, --split_seed, ...) overrides the saved valu
 validation split must come out as the run's recorded one (labeled_indices.json), or it is
 refused: another draw can contain the run's labeled training examples.
 A SavedModel is fed the split's arrays through its `serve_float` signature, which takes them
-exactly as training did. With K < 5 classes top-5 accuracy is top-K accuracy, that is 1.
+exactly as training did; a streamed split (folder:PATH, ImageNet) is fed batch by batch in its
+evaluation view, the one training's own accuracies use. With K < 5 classes top-5 accuracy is top-K accuracy, that is 1.
 """
 
 import dataclasses
@@ -36,15 +37,23 @@ TOP_K = 5
 def accuracies(probabilities_fn, images, labels, batch_size):
     """{"top1_accuracy", "top5_accuracy", "num_examples"} of `probabilities_fn` ([B, ...] numpy
     -> [B, K] probabilities) on the arrays, evaluated `batch_size` examples at a time."""
-    top1 = top5 = 0
-    for start in range(0, len(labels), batch_size):
-        probabilities = np.asarray(probabilities_fn(images[start:start + batch_size]))
-        truth = np.asarray(labels[start:start + batch_size])[:, None]
+    return batch_accuracies(probabilities_fn, (
+        (images[start:start + batch_size], labels[start:start + batch_size])
+        for start in range(0, len(labels), batch_size)))
+
+
+def batch_accuracies(probabilities_fn, batches):
+    """`accuracies` over an iterable of (images, labels) batches, e.g. a streamed split."""
+    top1 = top5 = count = 0
+    for images, labels in batches:
+        probabilities = np.asarray(probabilities_fn(images))
+        truth = np.asarray(labels)[:, None]
         ranked = np.argsort(-probabilities, axis=-1, kind="stable")
         top1 += int(np.sum(ranked[:, :1] == truth))
         top5 += int(np.sum(ranked[:, :TOP_K] == truth))
-    return {"top1_accuracy": top1 / len(labels), "top5_accuracy": top5 / len(labels),
-            "num_examples": len(labels)}
+        count += len(truth)
+    return {"top1_accuracy": top1 / count, "top5_accuracy": top5 / count,
+            "num_examples": count}
 
 
 def run_probabilities(model_dir):
@@ -91,15 +100,19 @@ def evaluate(config, split, model_dir=None, saved_model=None, run=None):
     if split == "val":
         check_split(data, run, saved_model or model_dir)
     images, labels = getattr(data, f"{split}_images"), getattr(data, f"{split}_labels")
-    if images is None:
-        raise ConfigError(f"--dataset={config.dataset}: the {split} split is streamed, not held "
-                          "in memory; evaluating streamed splits is not supported yet")
     predict = saved_model_probabilities(saved_model) if saved_model else run_probabilities(
         model_dir)
+    if images is None:  # streamed (folders, ImageNet): its evaluation view, as training scores
+        from mpl_tf.data import pipeline
+
+        report = batch_accuracies(predict, (
+            (x.numpy(), y.numpy())
+            for x, y in pipeline.eval_dataset(data, split, config.eval_batch_size)))
+    else:
+        report = accuracies(predict, images, labels, config.eval_batch_size)
     return {"dataset": config.dataset, "split": split,
             "model": os.path.abspath(saved_model or model_dir),
-            "top_k": min(TOP_K, data.num_classes),
-            **accuracies(predict, images, labels, config.eval_batch_size)}
+            "top_k": min(TOP_K, data.num_classes), **report}
 
 
 def check_split(data, run, what):

@@ -7,12 +7,17 @@ One row per image file (.jpg, .jpeg, .png, any depth below FOLDER, sorted): `fil
 FOLDER), `class` (the top class name) and `probability` (its probability). Files go through the
 `serve_image_bytes` signature, so decoding, resizing and channels are handled exactly as in
 serving.
+
+It streams: files are read by tf.data one batch ahead, and rows are appended to
+OUTPUT.partial as each batch is classified, which is renamed to OUTPUT when every file is done.
+So a large folder needs the memory of one batch, and an interrupted call (killed, or stopped
+by an unreadable file) keeps its rows: the same command again continues after them.
 """
 
 import csv
+import io
 import os
 import sys
-import tempfile
 
 from absl import flags
 
@@ -37,8 +42,9 @@ def image_files(folder):
     return found
 
 
-def predict(saved_model, folder, batch_size=64):
-    """[(file, class name, probability)] for every image below `folder`."""
+def load_signature(saved_model):
+    """The `serve_image_bytes` signature of an exported run (with the module that owns its
+    variables attached), or a ConfigError saying what the directory is not."""
     if not os.path.exists(os.path.join(saved_model, "saved_model.pb")):
         raise ConfigError(f"--saved_model={saved_model} is not a SavedModel directory (no "
                           "saved_model.pb); pass DIR/export/saved_model of an exported run")
@@ -47,53 +53,104 @@ def predict(saved_model, folder, batch_size=64):
     if signature is None:
         raise ConfigError(f"--saved_model={saved_model} has no serve_image_bytes signature "
                           "(it was not trained on images, or is not a serving export)")
-    files = image_files(folder)
-    rows = []
-    for start in range(0, len(files), batch_size):
+    signature.module = module
+    return signature
+
+
+def predict(signature, folder, files, batch_size=64):
+    """Batches of (file, class name, probability) for `files` (relative to `folder`),
+    streamed: files are read by tf.data a batch ahead, and only one batch of them is in
+    memory."""
+    if not files:
+        return
+    contents = (tf.data.Dataset.from_tensor_slices([os.path.join(folder, f) for f in files])
+                .map(tf.io.read_file, num_parallel_calls=tf.data.AUTOTUNE)
+                .batch(batch_size).prefetch(1))
+    for start, batch_contents in zip(range(0, len(files), batch_size), _read(contents)):
         batch = files[start:start + batch_size]
-        outputs = _classify(signature, folder, batch)
+        outputs = _classify(signature, folder, batch, batch_contents)
         names = outputs["top_k_class_names"].numpy()[:, 0]
         probabilities = outputs["top_k_probabilities"].numpy()[:, 0]
-        rows += [(name, label.decode(), float(p))
-                 for name, label, p in zip(batch, names, probabilities)]
-    return rows
+        yield [(name, label.decode(), float(p))
+               for name, label, p in zip(batch, names, probabilities)]
 
 
-def _classify(signature, folder, batch):
+def _read(contents):
+    """The batches of file contents; a file that cannot be read is a one-line error."""
+    iterator = iter(contents)
+    while True:
+        try:
+            yield next(iterator)
+        except StopIteration:
+            return
+        except tf.errors.OpError as e:
+            raise ConfigError(f"cannot read an image file: {e.message.splitlines()[0]}"
+                              ) from None
+
+
+def _classify(signature, folder, batch, contents):
     """The signature's outputs for `batch`; a file that does not decode is named in a
     ConfigError (found by trying the batch's files one at a time)."""
-    contents = [_read(os.path.join(folder, name)) for name in batch]
     with cli.stderr_silenced():  # TensorFlow's runtime also logs the error there
         try:
-            return signature(image_bytes=tf.constant(contents))
+            return signature(image_bytes=contents)
         except tf.errors.InvalidArgumentError:
             for name, content in zip(batch, contents):
                 try:
-                    signature(image_bytes=tf.constant([content]))
+                    signature(image_bytes=content[None])
                 except tf.errors.InvalidArgumentError:
                     raise ConfigError(f"{os.path.join(folder, name)} is not a readable image"
                                       ) from None
             raise
 
 
-def _read(path):
-    with open(path, "rb") as f:
-        return f.read()
+HEADER = ("file", "class", "probability")
 
 
-def write_csv(path, rows):
-    """Writes the rows with a header through a temporary file and a rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".csv")
+def partial_path(path):
+    """Where --output grows while predicting; renamed to `path` once complete."""
+    return f"{path}.partial"
+
+
+def completed_rows(path, files):
+    """How many rows the partial output of an earlier, interrupted call holds for `files`
+    (sorted, relative), after cutting any half-written last line; 0 (and the file removed)
+    when it does not match them."""
+    partial = partial_path(path)
+    if not os.path.exists(partial):
+        return 0
+    with open(partial, newline="") as f:
+        text = f.read()
+    complete = text[:text.rfind("\n") + 1]
+    rows = list(csv.reader(io.StringIO(complete)))
+    if not rows or tuple(rows[0]) != HEADER or len(rows) - 1 > len(files) or any(
+            len(row) != 3 or row[0] != name for row, name in zip(rows[1:], files)):
+        os.remove(partial)
+        return 0
+    os.truncate(partial, len(complete.encode()))
+    return len(rows) - 1
+
+
+def write_csv(path, batches, resume=False):
+    """Writes the header and the rows of `batches` to the partial output as they come (after
+    the rows already there with `resume`), then renames it to `path`; returns the rows
+    written."""
+    partial, written = partial_path(path), 0
     try:
-        with os.fdopen(fd, "w", newline="") as f:
+        with open(partial, "a" if resume else "w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(("file", "class", "probability"))
-            writer.writerows((name, label, f"{p:.6f}") for name, label, p in rows)
-        os.replace(tmp, path)
+            if not resume:
+                writer.writerow(HEADER)
+            for batch in batches:
+                writer.writerows((name, label, f"{p:.6f}") for name, label, p in batch)
+                f.flush()
+                written += len(batch)
     except BaseException:
-        os.remove(tmp)
+        if not (resume or written):  # nothing to keep
+            os.remove(partial)
         raise
+    os.replace(partial, path)
+    return written
 
 
 def main(argv):
@@ -112,15 +169,20 @@ def main(argv):
             raise ConfigError("--saved_model and --images are required")
         if not os.path.isdir(os.path.dirname(os.path.abspath(cli.output))):
             raise ConfigError(f"--output={cli.output}: its directory does not exist")
-        rows = predict(cli.saved_model, cli.images, cli.batch_size)
-        write_csv(cli.output, rows)
+        signature = load_signature(cli.saved_model)
+        files = image_files(cli.images)
+        done = completed_rows(cli.output, files)
+        if done:
+            print(f"Resuming after the {done} predictions in {partial_path(cli.output)}")
+        written = write_csv(cli.output, predict(signature, cli.images, files[done:],
+                                                cli.batch_size), resume=done > 0)
     except (flags.Error, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # an unreadable image file or an unwritable --output
         print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
         return 2
-    print(f"{len(rows)} predictions written to {cli.output}")
+    print(f"{done + written} predictions written to {cli.output}")
     return 0
 
 

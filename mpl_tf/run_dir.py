@@ -103,7 +103,8 @@ def _clear(path):
 
 # Settings a resumed run may change: they do not alter what is computed.
 _RESUMABLE_CHANGES = {"model_dir", "strategy", "tpu", "eval_batch_size",
-                      "steps_per_execution", "jit_compile", "max_nonfinite_steps", "mode"}
+                      "steps_per_execution", "jit_compile", "max_nonfinite_steps", "mode",
+                      "cache_dir"}  # cached pixels are the decoded ones, bit for bit
 
 
 def _changed_fields(saved_config_path, config):
@@ -166,12 +167,15 @@ def remove(path):
 
 def write_json(path, obj):
     """Writes JSON through a temporary file and a rename, so readers never see half a file."""
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_text(path, text):
+    """Writes text through a temporary file and a rename, so readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-            f.write("\n")
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -303,7 +303,7 @@ def _run(config, data, strategy, resume_dir, clock):
                        {"dataset": data.name, "split_seed": config.split_seed,
                         "indices": data.labeled_indices.tolist(), "ids": list(data.labeled_ids),
                         "val_indices": None if data.val_indices is None
-                        else data.val_indices.tolist()})
+                        else data.val_indices.tolist(), "val_ids": list(data.val_ids)})
     run_dir.write_json(os.path.join(config.model_dir, "dataset_info.json"), data.info())
     keras.utils.set_random_seed(config.seed)
     model, train_logs = fit(config, data, strategy, log_dir=config.model_dir,

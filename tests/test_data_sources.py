@@ -14,12 +14,13 @@ from mpl_tf.config import Config, ConfigError
 from mpl_tf.data import sources
 
 
-def check_arrays(data, channels):
-    """Shapes, dtypes and value ranges every array-backed image source promises."""
+def check_arrays(data, channels, dtype=np.uint8):
+    """Shapes, dtypes and value ranges every array-backed image source promises (TFDS images
+    are held as uint8)."""
     for split in ("labeled", "unlabeled", "val", "test"):
         images = getattr(data, f"{split}_images")
         labels = getattr(data, f"{split}_labels")
-        assert images.dtype == np.float32 and images.shape[1:] == data.input_shape
+        assert images.dtype == dtype and images.shape[1:] == data.input_shape
         assert images.shape[-1] == channels and len(images) == len(labels)
         assert images.min() >= 0.0 and images.max() <= 255.0
         assert labels.dtype == np.int32
@@ -37,7 +38,7 @@ def check_disjoint(data):
 def test_digits_arrays_balance_disjoint_splits_and_determinism():
     config = Config(dataset="digits", num_labeled=50)
     data = sources.load(config)
-    check_arrays(data, channels=1)
+    check_arrays(data, channels=1, dtype=np.float32)
     assert data.input_shape == (16, 16, 1) and data.view == "pad_crop"
     assert np.all(np.bincount(data.labeled_labels) == 5)
     assert len(data.val_labels) == 100 and len(data.test_labels) == 539  # 30% of 1,797
@@ -71,15 +72,28 @@ def make_folder(root, test=False, unlabeled=0):
     return root
 
 
+def check_streams(data, channels):
+    """What a streamed (folder) source promises: uint8 images of the input shape."""
+    for split in ("labeled", "unlabeled", "val", "test"):
+        images, labels = next(iter(data.examples(split).dataset().batch(1000)))
+        assert images.dtype == tf.uint8 and tuple(images.shape[1:]) == data.input_shape
+        assert images.shape[-1] == channels and len(labels) == data.size(split)
+        assert labels.dtype == tf.int32
+    assert len(data.pixel_mean) == len(data.pixel_std) == channels
+    assert len(data.class_names) == data.num_classes
+
+
 def test_folder_holds_out_test_and_names_labeled_files(tmp_path):
     root = make_folder(str(tmp_path / "pets"), unlabeled=7)
     data = sources.load(Config(dataset=f"folder:{root}", num_labeled=6))
-    check_arrays(data, channels=3)
+    check_streams(data, channels=3)
     assert data.class_names == ("cat", "dog") and data.input_shape == (12, 12, 3)
-    assert len(data.test_labels) == 8 and np.all(np.bincount(data.test_labels) == 4)
-    assert len(data.val_labels) == 3  # 10% of the 32 training images
+    test_labels = np.concatenate([y for _, y in data.examples("test").dataset().batch(100)])
+    assert len(test_labels) == 8 and np.all(np.bincount(test_labels) == 4)
+    assert data.size("val") == 3  # 10% of the 32 training images
     assert np.all(np.bincount(data.labeled_labels) == 3)
-    assert len(data.unlabeled_labels) == 32 - 3 + 7 and np.sum(data.unlabeled_labels == -1) == 7
+    unlabeled = np.concatenate([y for _, y in data.examples("unlabeled").dataset().batch(100)])
+    assert len(unlabeled) == 32 - 3 + 7 and np.sum(unlabeled == -1) == 7
     check_disjoint(data)
     assert all(n.startswith("labeled" + os.sep) for n in data.labeled_ids)
     for name, label in zip(data.labeled_ids, data.labeled_labels):
@@ -89,16 +103,16 @@ def test_folder_holds_out_test_and_names_labeled_files(tmp_path):
 def test_folder_with_test_dir_and_image_size(tmp_path):
     root = make_folder(str(tmp_path / "pets"), test=True)
     data = sources.load(Config(dataset=f"folder:{root}", num_labeled=4, image_size=8))
-    check_arrays(data, channels=3)
-    assert data.input_shape == (8, 8, 3) and len(data.test_labels) == 10
-    assert len(data.labeled_labels) + len(data.unlabeled_labels) - 4 + len(data.val_labels) == 40
+    check_streams(data, channels=3)
+    assert data.input_shape == (8, 8, 3) and data.size("test") == 10
+    assert data.size("labeled") + data.size("unlabeled") - 4 + data.size("val") == 40
 
 
 @pytest.mark.parametrize("setup,message", [
     ("empty", "no images in"),
     ("one_class", "needs at least 2 classes"),
     ("missing", "is not a directory"),
-    ("corrupt", "cannot read image"),
+    ("corrupt", "1 of 41 images are unreadable"),
     ("sizes", "set --image_size"),
 ])
 def test_bad_folders_fail_in_one_line(tmp_path, setup, message):
@@ -127,8 +141,8 @@ def test_corrupt_images_are_skipped_with_a_warning_when_asked(tmp_path, caplog):
         f.write(b"garbage")
     data = sources.load(Config(dataset=f"folder:{root}", num_labeled=4,
                                skip_corrupt_images=True))
-    assert len(data.test_labels) + len(data.val_labels) + len(data.unlabeled_labels) == 40
-    assert "broken.png" in caplog.text
+    assert data.size("test") + data.size("val") + data.size("unlabeled") == 40
+    assert "broken.png" in caplog.text and data.info()["skipped_corrupt_images"] == 1
 
 
 def test_unknown_dataset_lists_the_valid_names():

@@ -158,3 +158,46 @@ def test_predict_refuses_an_empty_folder_and_a_non_image_model(image_run, tmp_pa
     assert predict.main(["predict", f"--saved_model={tmp_path}/moons/export/saved_model",
                          f"--images={tmp_path / 'empty'}"]) == 2
     assert "has no serve_image_bytes signature" in capsys.readouterr().err
+
+
+def test_predict_streams_its_rows_and_an_interrupted_call_continues(image_run, tmp_path,
+                                                                    capsys):
+    """Rows reach OUTPUT.partial batch by batch: a file that stops the call keeps the rows
+    before it, and once it is fixed the same command continues after them, ending with the
+    CSV an uninterrupted call writes."""
+    model_dir = image_run[0]
+    names, arrays = write_images(tmp_path / "images", 6)
+    command = ["predict", f"--saved_model={model_dir}/export/saved_model",
+               f"--images={tmp_path / 'images'}", "--batch_size=2"]
+    assert predict.main([*command, f"--output={tmp_path / 'whole.csv'}"]) == 0
+    fifth = tmp_path / "images" / sorted(names)[4]
+    good = fifth.read_bytes()
+    fifth.write_bytes(b"broken")
+    output = tmp_path / "preds.csv"
+    assert predict.main([*command, f"--output={output}"]) == 2
+    assert "is not a readable image" in capsys.readouterr().err
+    partial = (tmp_path / "preds.csv.partial").read_text().splitlines()
+    assert len(partial) == 1 + 4 and not output.exists()  # header + the first two batches
+    with open(tmp_path / "preds.csv.partial", "a") as f:
+        f.write("image_5.png,cla")  # and a half-written row, as a kill -9 leaves
+    fifth.write_bytes(good)
+    assert predict.main([*command, f"--output={output}"]) == 0
+    out = capsys.readouterr().out
+    assert "Resuming after the 4 predictions" in out and "6 predictions written" in out
+    assert output.read_text() == (tmp_path / "whole.csv").read_text()
+    assert not (tmp_path / "preds.csv.partial").exists()
+
+
+def test_a_streamed_folder_split_is_evaluated_batch_by_batch(image_run, tmp_path):
+    import folder_testing
+
+    from mpl_tf.config import Config
+
+    model_dir, network, _ = image_run
+    root = folder_testing.make(str(tmp_path / "data"), test=True)
+    config = Config(dataset=f"folder:{root}", num_labeled=6, eval_batch_size=4)
+    report = evaluate.evaluate(config, "test", model_dir=model_dir)
+    images, labels = next(iter(sources.load(config).examples("test").dataset().batch(100)))
+    top1, top5 = expected_accuracies(network, tf.cast(images, tf.float32), labels.numpy())
+    assert report["num_examples"] == 9 and report["top1_accuracy"] == pytest.approx(top1)
+    assert report["top5_accuracy"] == pytest.approx(top5)

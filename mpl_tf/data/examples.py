@@ -61,12 +61,18 @@ class Examples:
 
 
 def from_arrays(images, labels):
-    """Examples held in memory, keyed by index. A shuffled read permutes indices, so no
-    shuffle buffer copies images; with seed s the order is the one `Dataset.shuffle(n, seed=s)`
-    gives the examples themselves."""
-    size = len(labels)
+    """Examples held in memory (uint8 images stay uint8), keyed by index."""
     # Eager tensors are captured by reference; a numpy array would be embedded in every graph.
     images, labels = tf.constant(images), tf.constant(np.asarray(labels, np.int32))
+    return indexed(len(labels), tuple(images.shape[1:]),
+                   lambda index: (tf.gather(images, index), tf.gather(labels, index)))
+
+
+def indexed(size, image_shape, load):
+    """Examples keyed by their index 0..size-1, `load(index)` making the pair (arrays, or the
+    files of a folder). A shuffled read permutes indices, so no shuffle buffer holds images;
+    with seed s the order is the one `Dataset.shuffle(n, seed=s)` gives the examples
+    themselves."""
 
     def read(num_shards, shard, seed):
         indices = tf.data.Dataset.range(size)
@@ -76,10 +82,7 @@ def from_arrays(images, labels):
             indices = indices.shuffle(size, seed=seed)
         return indices
 
-    def load(index):
-        return tf.gather(images, index), tf.gather(labels, index)
-
-    return Examples(size, tuple(images.shape[1:]), read, load)
+    return Examples(size, tuple(image_shape), read, load)
 
 
 def _zeros(spec):

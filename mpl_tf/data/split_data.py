@@ -18,7 +18,8 @@ class SplitData:
 
     `unlabeled_labels` are the hidden labels of the unlabeled pool (-1 where unknown): they feed
     the pseudo-label accuracy metric and never a loss. `view` names the augmentation family
-    (see augment.py). Images are float32 pixels on the 0-255 scale, NHWC; `pixel_mean`/
+    (see augment.py). Images are pixels on the 0-255 scale, NHWC, uint8 for image sources (the
+    views make float32 of them) and float32 otherwise; `pixel_mean`/
     `pixel_std` (per channel, same scale) are applied inside the networks, and are None for
     non-image data.
 
@@ -26,7 +27,9 @@ class SplitData:
     `streams` (split name -> `Examples`) and their array fields are None; `examples(split)`
     reads either kind. `labeled_indices` index the training set in its fixed read order;
     `labeled_ids` name the same examples (file paths for folders, TFDS file names for ImageNet)
-    where the source has names; `val_indices` index the validation holdout the same way.
+    where the source has names; `val_indices` index the validation holdout the same way (and
+    `val_ids` name it, for folders). `skipped_images` counts the unreadable files a folder left
+    out with --skip_corrupt_images (None for other sources).
     """
 
     name: str
@@ -48,6 +51,8 @@ class SplitData:
     val_indices: np.ndarray = None
     labeled_ids: tuple = ()
     streams: dict = None
+    val_ids: tuple = ()
+    skipped_images: int = None
 
     def examples(self, split):
         """`split` (labeled, unlabeled, val or test) as `Examples`, from `streams` or arrays."""
@@ -66,17 +71,20 @@ class SplitData:
 
     def info(self):
         """What exporters and evaluators need to rebuild the serving network's input side."""
-        return {"name": self.name, "num_classes": self.num_classes,
+        info = {"name": self.name, "num_classes": self.num_classes,
                 "input_shape": list(self.input_shape),
                 "class_names": list(self.class_names) or [str(c) for c in
                                                           range(self.num_classes)],
                 "pixel_mean": self.pixel_mean and list(self.pixel_mean),
                 "pixel_std": self.pixel_std and list(self.pixel_std), "view": self.view}
+        if self.skipped_images is not None:
+            info["skipped_corrupt_images"] = self.skipped_images
+        return info
 
 
 def from_arrays(name, config, train, test, num_classes, default_num_val, view, class_names=(),
                 train_ids=(), pixel_mean=None, pixel_std=None, extra_unlabeled=None):
-    """SplitData from (images, labels) train and test pairs (float32, 0-255, NHWC).
+    """SplitData from (images, labels) train and test pairs (uint8 or float32, 0-255, NHWC).
 
     The labeled subset, validation holdout and unlabeled pool come from `splits.plan`.
     `extra_unlabeled` joins the unlabeled pool: (images, labels) arrays (a folder's unlabeled/

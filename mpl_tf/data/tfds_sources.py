@@ -1,7 +1,8 @@
 """TFDS sources of small images: cifar10, cifar100, svhn_cropped, stl10, plus the TFDS plumbing
 ImageNet shares (preparing a builder with a one-line error, streaming a split).
 
-Training and test splits are read into memory (uint8 -> float32, 0-255). Splits too big for
+Training and test splits are read into memory as uint8 (a quarter of float32: CIFAR-10's
+60,000 images are 184 MB), resized ones rounded back to uint8. Splits too big for
 that stay TFDS streams: STL-10's 100k `unlabelled` images (always in the unlabeled pool) and
 SVHN's 531k `extra` images (in the pool only with --extra_unlabeled). The validation holdout
 defaults to 5,000 training images (500 for STL-10's 5,000). Pixel statistics: CIFAR-10 uses
@@ -114,16 +115,16 @@ def split_stream(builder, split, size=0, keep=None, count=None, buffer=SHUFFLE_B
 
 def _decode(feature, encoded, shape):
     """Decodes an image, declaring its channels (decoding does not), resized to `shape` when
-    that is fixed."""
+    that is fixed (and rounded back to uint8, as the in-memory splits are)."""
     image = tf.ensure_shape(feature.decode_example(encoded), (None, None, shape[2]))
-    if shape[0] is not None:
-        image = tf.ensure_shape(image, shape) if image.shape[0] == shape[0] else tf.image.resize(
-            image, shape[:2], antialias=True)
-    return image
+    if shape[0] is not None and image.shape[0] != shape[0]:
+        resized = tf.image.resize(image, shape[:2], antialias=True)
+        image = tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+    return image if shape[0] is None else tf.ensure_shape(image, shape)
 
 
 def _arrays(builder, split, size):
-    """(images float32 0-255, labels int32) of a whole split, resized when `size` is set."""
+    """(images uint8, labels int32) of a whole split, resized when `size` is set."""
     import tensorflow_datasets as tfds
 
     images, labels = [], []
@@ -133,5 +134,5 @@ def _arrays(builder, split, size):
         labels.append(batch[1].astype(np.int32))
     images = np.concatenate(images)
     if size and size != images.shape[1]:
-        return split_data.resize(images, size), np.concatenate(labels)
-    return images.astype(np.float32), np.concatenate(labels)
+        images = np.round(split_data.resize(images, size)).astype(np.uint8)
+    return images, np.concatenate(labels)
