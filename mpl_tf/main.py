@@ -23,7 +23,8 @@ def _start_tensorflow(config):
     with cli.stderr_silenced():
         from mpl_tf import distribute
 
-        strategy = distribute.strategy(config.strategy, config.tpu)
+        strategy = distribute.strategy(config.strategy, config.tpu,
+                                         config.multi_worker_timeout)
         distribute.check_batch_sizes(strategy, config.labeled_batch_size,
                                      config.global_unlabeled_batch_size)
         distribute.check_jit(strategy, config.jit_compile)
@@ -42,7 +43,7 @@ def _config_from_flags():
                                      f"--model_dir={config.model_dir} (no config.json)")
     finetuning = {name: getattr(config, name) for name in
                   ("mode", "finetune_steps", "finetune_lr", "finetune_batch_size", "strategy",
-                   "tpu")}
+                   "tpu", "multi_worker_timeout")}
     return config_lib.Config.from_json(saved).replace(**finetuning).validate()
 
 

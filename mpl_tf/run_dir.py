@@ -53,7 +53,8 @@ def prepare(config, overwrite=False):
 
 # Settings a resumed run may change: they do not alter what is computed.
 _RESUMABLE_CHANGES = {"model_dir", "strategy", "tpu", "eval_batch_size",
-                      "steps_per_execution", "jit_compile", "max_nonfinite_steps", "mode"}
+                      "steps_per_execution", "jit_compile", "max_nonfinite_steps", "mode",
+                      "multi_worker_timeout"}
 
 
 def _changed_fields(saved_config_path, config):
