@@ -68,9 +68,17 @@ def _lone_worker(tmp_path, *flags):
     return process, workers
 
 
+def _finish(process, timeout):
+    """(stdout, stderr) of `process`, killed should it outlive `timeout` (the old hang)."""
+    try:
+        return process.communicate(timeout=timeout)
+    finally:
+        process.kill()
+
+
 def test_a_worker_whose_peer_never_starts_stops_in_one_line_naming_it(tmp_path):
     process, workers = _lone_worker(tmp_path, "--multi_worker_timeout=5")
-    out, err = process.communicate(timeout=300)
+    out, err = _finish(process, 300)
     assert process.returncode == -9 and err.splitlines() == [
         f"error: worker 0 waited 5 s for worker 1 ({workers[1]}) to start (TF_CONFIG); start "
         "every worker with the same cluster, or raise --multi_worker_timeout"]
@@ -84,7 +92,7 @@ def test_ctrl_c_stops_a_worker_waiting_for_its_peer(tmp_path):
     process, workers = _lone_worker(tmp_path)
     host, port = workers[0].split(":")
     deadline = time.time() + 240
-    while time.time() < deadline:  # its own server is up: it is waiting for worker 1
+    while time.time() < deadline and process.poll() is None:  # its server is up: it waits
         try:
             socket.create_connection((host, int(port)), timeout=1).close()
             break
@@ -92,7 +100,7 @@ def test_ctrl_c_stops_a_worker_waiting_for_its_peer(tmp_path):
             time.sleep(0.5)
     time.sleep(2)
     os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the process group
-    out, err = process.communicate(timeout=60)
+    out, err = _finish(process, 60)
     assert process.returncode == -9 and err.splitlines() == [
         f"error: worker 0 was stopped (SIGINT) while waiting for worker 1 ({workers[1]}) to "
         "start (TF_CONFIG); start every worker with the same cluster, or raise "
