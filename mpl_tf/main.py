@@ -1,7 +1,8 @@
 """Command line: `python -m mpl_tf.main --flagfile=flags/two_moons.cfg --model_dir=DIR`.
 
-Flags and data are checked before TensorFlow is imported, so a bad value costs one line on
-stderr and exit status 2, and nothing is written.
+Every flag, then the data, is checked before anything is written (most flags before TensorFlow
+is even imported), so a bad value costs one line on stderr and exit status 2, and nothing is
+written. --help and --helpshort list the flags, --helpfull also absl's own.
 """
 
 import os
