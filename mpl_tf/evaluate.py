@@ -97,15 +97,14 @@ def evaluate(config, split, model_dir=None, saved_model=None):
 
 
 def _config(cli):
-    """The data config: the run's own (overridden by flags given explicitly) or the flags',
-    validated like a training run's (a bad --eval_batch_size is one line here too)."""
+    """The data config: the run's own (overridden by flags given explicitly) or the flags'."""
     given = config_lib.Config.from_flags(cli)
     if not cli.model_dir:
-        return given.validate()
+        return given
     overrides = {field.name: getattr(given, field.name) for field in dataclasses.fields(given)
                  if field.name != "model_dir" and cli[field.name].present}
     return config_lib.Config.from_json(os.path.join(cli.model_dir, "config.json")).replace(
-        **overrides).validate()
+        **overrides)
 
 
 def main(argv):
