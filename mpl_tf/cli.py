@@ -8,17 +8,28 @@ import os
 from absl import flags
 
 
+_real_stderr = []  # the saved descriptor 2 while it is silenced
+
+
 @contextlib.contextmanager
 def stderr_silenced():
     """Sends file descriptor 2 to /dev/null for the duration."""
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
+    _real_stderr.append(saved)
     try:
         yield
     finally:
+        _real_stderr.remove(saved)
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def real_stderr():
+    """The descriptor of the user's stderr, also from inside `stderr_silenced` (for a helper
+    process whose one line must reach the user while TensorFlow starts)."""
+    return _real_stderr[0] if _real_stderr else 2
 
 
 HELP_FLAGS = ("--help", "--helpshort", "--helpfull")

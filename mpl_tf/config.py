@@ -175,6 +175,9 @@ class Config:
                            "scaling for both optimizers; bfloat16 for TPUs and recent CPUs, "
                            "float16 for GPUs).")
     tpu: str = _str(None, "TPU address for --strategy=tpu (name, grpc://host:port, local).")
+    multi_worker_timeout: int = _int(600, "Seconds a multi-worker process waits for every "
+                                     "worker in TF_CONFIG to start before it stops, naming the "
+                                     "ones missing.", low=1)
     eval_batch_size: int = _int(256, "Batch size for evaluation.", low=1)
     select_on_val: bool = _bool(False, "Evaluate on the validation split after every "
                                 "--log_every steps and keep the best (never the test split); "

@@ -4,13 +4,16 @@ operations every training step needs (summing over replicas, updating variables 
 import json
 import os
 import socket
+import subprocess
+import sys
 
 import tensorflow as tf
 
+from mpl_tf import cli
 from mpl_tf.config import ConfigError
 
 
-def strategy(name, tpu_address=None):
+def strategy(name, tpu_address=None, wait_seconds=600):
     """The strategy `--strategy` names; call before any other TensorFlow work (multi-worker
     collectives must be configured at start-up).
 
@@ -38,7 +41,7 @@ def strategy(name, tpu_address=None):
             raise ConfigError("--strategy=multi_worker needs TF_CONFIG naming the workers, e.g. "
                               '{"cluster": {"worker": ["host1:port", "host2:port"]}, '
                               '"task": {"type": "worker", "index": 0}}')
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _multi_worker_strategy(wait_seconds)
     if name == "tpu":
         return _tpu_strategy(tpu_address)
     raise ConfigError(f"--strategy={name} is not valid")
@@ -64,6 +67,37 @@ def _cluster_workers():
         raise ConfigError(f"TF_CONFIG task {task} does not name one of the "
                           f"{len(workers)} workers")
     return workers
+
+
+def _multi_worker_strategy(wait_seconds):
+    """MultiWorkerMirroredStrategy, whose constructor blocks in TensorFlow's C++, holding the
+    GIL and with TensorFlow's own SIGINT/SIGTERM handlers, until every worker has connected: a
+    peer that never starts hangs it forever, deaf to Ctrl-C, and no Python thread can run. So a
+    small watchdog process (mpl_tf/startup_watchdog.py) ends it, with one line naming the
+    workers that are not listening, after `wait_seconds` or when Ctrl-C (or a SIGTERM to the
+    process group) reaches it. Nothing is written before the strategy exists."""
+    me, peers = _task_and_peers()
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    watchdog = subprocess.Popen(
+        [sys.executable, "-m", "mpl_tf.startup_watchdog", str(os.getpid()), str(wait_seconds),
+         me, json.dumps(peers)], stdin=subprocess.PIPE, stderr=cli.real_stderr(), env=env)
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    finally:
+        watchdog.stdin.close()  # started (or failed): the watchdog exits quietly
+        watchdog.wait()
+
+
+def _task_and_peers():
+    """("worker I", [["worker J", "host:port"], ...]): this task and every other one."""
+    config = json.loads(os.environ["TF_CONFIG"])
+    own = (config["task"]["type"], int(config["task"]["index"]))
+    tasks = [(job, i, address) for job, addresses in config["cluster"].items()
+             for i, address in enumerate(addresses)]
+    return (f"{own[0]} {own[1]}",
+            [[f"{job} {i}", address] for job, i, address in tasks if (job, i) != own])
 
 
 def _tpu_strategy(address):

@@ -1,7 +1,8 @@
 """Command line: `python -m mpl_tf.main --flagfile=flags/two_moons.cfg --model_dir=DIR`.
 
-Flags and data are checked before TensorFlow is imported, so a bad value costs one line on
-stderr and exit status 2, and nothing is written.
+Every flag, then the data, is checked before anything is written (most flags before TensorFlow
+is even imported), so a bad value costs one line on stderr and exit status 2, and nothing is
+written. --help and --helpshort list the flags, --helpfull also absl's own.
 """
 
 import os
@@ -24,7 +25,8 @@ def _start_tensorflow(config):
     with cli.stderr_silenced():
         from mpl_tf import distribute
 
-        strategy = distribute.strategy(config.strategy, config.tpu)
+        strategy = distribute.strategy(config.strategy, config.tpu,
+                                         config.multi_worker_timeout)
         distribute.check_batch_sizes(strategy, config.labeled_batch_size,
                                      config.global_unlabeled_batch_size)
         distribute.check_jit(strategy, config.jit_compile)
@@ -48,7 +50,7 @@ def _config_from_flags():
              if flags.FLAGS[name].present}
     return config_lib.Config.from_json(saved).replace(
         model_dir=config.model_dir, mode="finetune", strategy=config.strategy, tpu=config.tpu,
-        **given).validate()
+        multi_worker_timeout=config.multi_worker_timeout, **given).validate()
 
 
 _FINETUNING = ("finetune_steps", "finetune_lr", "finetune_batch_size")

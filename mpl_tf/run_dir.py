@@ -104,7 +104,8 @@ def _clear(path):
 # Settings a resumed run may change: they do not alter what is computed.
 _RESUMABLE_CHANGES = {"model_dir", "strategy", "tpu", "eval_batch_size",
                       "steps_per_execution", "jit_compile", "max_nonfinite_steps", "mode",
-                      "cache_dir"}  # cached pixels are the decoded ones, bit for bit
+                      "cache_dir",  # cached pixels are the decoded ones, bit for bit
+                      "multi_worker_timeout"}
 
 
 def _changed_fields(saved_config_path, config):

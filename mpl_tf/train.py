@@ -289,7 +289,8 @@ def run(config, data, strategy=None):
 
     Under multi-worker training only the chief writes model_dir; the other workers run the
     same program and write to a temporary directory."""
-    strategy = strategy or distribute.strategy(config.strategy, config.tpu)
+    strategy = strategy or distribute.strategy(config.strategy, config.tpu,
+                                                 config.multi_worker_timeout)
     resume_dir = config.model_dir
     if not distribute.is_chief(strategy):
         config = config.replace(model_dir=tempfile.mkdtemp(prefix="mpl_tf_worker_"))
@@ -359,7 +360,8 @@ def _divergence(config, data, val_accuracy):
 def finetune_run(config, data, strategy=None):
     """--mode=finetune: finetunes the served network of the finished run in model_dir (as it
     was before any earlier finetuning) and updates its results.json (before and after)."""
-    strategy = strategy or distribute.strategy(config.strategy, config.tpu)
+    strategy = strategy or distribute.strategy(config.strategy, config.tpu,
+                                                 config.multi_worker_timeout)
     results = run_dir.read_json(os.path.join(config.model_dir, "results.json"))
     with strategy.scope():
         network = build_model(config, data.input_shape, data.num_classes, "supervised",

@@ -13,6 +13,8 @@ from PIL import Image
 from mpl_tf.config import Config, ConfigError
 from mpl_tf.data import sources
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 def check_arrays(data, channels, dtype=np.uint8):
     """Shapes, dtypes and value ranges every array-backed image source promises (TFDS images
@@ -206,6 +208,32 @@ def test_cifar_without_data_or_network_fails_in_one_line(tfds_dir):
     message = str(error.value)
     assert message.startswith("--dataset=cifar100: TFDS could not prepare cifar100") and (
         "\n" not in message)
+
+
+def test_cifar10_download_reaches_the_network_and_says_so_in_one_line(tfds_dir, monkeypatch,
+                                                                     capfd):
+    """TFDS's real download path for cifar10, with every connection sent to a closed local
+    port: the failure is a network error in one line (not a missing module, nor TFDS's progress
+    bars on stderr). A fresh venv has only requirements.txt, which must pin what the path
+    imports."""
+    from tensorflow_datasets.core.download import downloader
+
+    with open(os.path.join(REPO, "requirements.txt")) as f:
+        assert "importlib_resources==" in f.read()
+    for variable in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(variable, "http://127.0.0.1:9")  # the discard port: refused
+    for variable in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(downloader, "MAX_RETRIES", 0)  # TFDS's own retries take minutes
+    capfd.readouterr()
+    with pytest.raises(ConfigError) as error:
+        sources.load(Config(dataset="cifar10", data_dir=tfds_dir))
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(
+        "--dataset=cifar10: TFDS could not prepare cifar10")
+    assert "network error, " in message and "Connection refused" in message, message
+    assert "ModuleNotFoundError" not in message
+    assert capfd.readouterr().err == ""
 
 
 # --- ImageNet (mocked with file names, so the subsets overlap the training split as in TFDS) ---

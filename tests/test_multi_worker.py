@@ -53,3 +53,56 @@ def test_two_workers_agree_with_each_other_and_with_one_device(tmp_path):
     for i, expected in enumerate(single):
         np.testing.assert_array_equal(first[f"arr_{i}"], second[f"arr_{i}"])
         np.testing.assert_allclose(first[f"arr_{i}"], expected, atol=1e-5)
+
+
+def _lone_worker(tmp_path, *flags):
+    """mpl_tf.main as worker 0 of two, whose worker 1 never starts; (process, both ports)."""
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": {"worker": workers},
+                                                  "task": {"type": "worker", "index": 0}})}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mpl_tf.main", "--flagfile=flags/two_moons.cfg",
+         f"--model_dir={tmp_path / 'run'}", "--strategy=multi_worker", *flags],
+        env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)  # its own process group, as a terminal would give it
+    return process, workers
+
+
+def _finish(process, timeout):
+    """(stdout, stderr) of `process`, killed should it outlive `timeout` (the old hang)."""
+    try:
+        return process.communicate(timeout=timeout)
+    finally:
+        process.kill()
+
+
+def test_a_worker_whose_peer_never_starts_stops_in_one_line_naming_it(tmp_path):
+    process, workers = _lone_worker(tmp_path, "--multi_worker_timeout=5")
+    out, err = _finish(process, 300)
+    assert process.returncode == -9 and err.splitlines() == [
+        f"error: worker 0 waited 5 s for worker 1 ({workers[1]}) to start (TF_CONFIG); start "
+        "every worker with the same cluster, or raise --multi_worker_timeout"]
+    assert not (tmp_path / "run").exists()
+
+
+def test_ctrl_c_stops_a_worker_waiting_for_its_peer(tmp_path):
+    import signal
+    import time
+
+    process, workers = _lone_worker(tmp_path)
+    host, port = workers[0].split(":")
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:  # its server is up: it waits
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.5)
+    time.sleep(2)
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the process group
+    out, err = _finish(process, 60)
+    assert process.returncode == -9 and err.splitlines() == [
+        f"error: worker 0 was stopped (SIGINT) while waiting for worker 1 ({workers[1]}) to "
+        "start (TF_CONFIG); start every worker with the same cluster, or raise "
+        "--multi_worker_timeout"]
+    assert not (tmp_path / "run").exists()

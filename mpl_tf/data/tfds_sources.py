@@ -61,16 +61,22 @@ def load(config):
 def prepare(name, config, download_config=None):
     """The TFDS builder of `name`, prepared in --data_dir (a no-op once it is), or ConfigError
     naming what failed (e.g. no network to download it)."""
+    import requests
     import tensorflow_datasets as tfds
 
+    tfds.disable_progress_bar()  # its bars go to stderr, where an error must be the only line
     try:
         builder = tfds.builder(name, data_dir=config.data_dir)
+        if not builder.is_prepared():
+            print(f"preparing {name} in {builder.data_dir} with TFDS (downloading it the first "
+                  "time)", flush=True)
         builder.download_and_prepare(download_config=download_config)
     except Exception as e:  # TFDS reports missing files, network and disk errors many ways
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        network = "network error, " if isinstance(e, requests.RequestException) else ""
         raise ConfigError(f"--dataset={config.dataset}: TFDS could not prepare {name} in "
                           f"--data_dir={config.data_dir or '~/tensorflow_datasets'} "
-                          f"({type(e).__name__}: {reason})") from e
+                          f"({network}{type(e).__name__}: {reason})") from e
     return builder
 
 
