@@ -3,6 +3,8 @@
     python -m mpl_tf.evaluate --model_dir=DIR [--split=test] [--output=FILE]
     python -m mpl_tf.evaluate --saved_model=DIR/export/saved_model --dataset=NAME [data flags]
 
+(installed: `mpl-tf-evaluate`, which also takes the data flags as `--recipe=NAME`).
+
 A run is evaluated on its own data (its config.json rebuilds the same split); any training flag
 given on the command line (--dataset, --data_dir, --split_seed, ...) overrides the saved value.
 A SavedModel is fed the split's arrays through its `serve_float` signature, which takes them
@@ -20,6 +22,7 @@ from absl import flags
 from mpl_tf import cli
 from mpl_tf import config as config_lib
 from mpl_tf import export
+from mpl_tf import recipes
 from mpl_tf import run_dir
 from mpl_tf.config import ConfigError
 from mpl_tf.data import sources
@@ -116,7 +119,7 @@ def main(argv):
     cli.append_flag_values(flags.FLAGS)  # every training flag: data, --model_dir, batch size
     cli.unparse_flags()  # shared flag objects: start from their defaults on every call
     try:
-        cli(argv)
+        cli(recipes.expand(argv))
         export.start_tensorflow_quietly()
         if bool(cli.model_dir) == bool(cli.saved_model):
             raise ConfigError("pass exactly one of --model_dir (a finished run) and "

@@ -1,4 +1,5 @@
-"""Command line: `python -m mpl_tf.main --flagfile=flags/two_moons.cfg --model_dir=DIR`.
+"""Command line: `python -m mpl_tf.main --flagfile=flags/two_moons.cfg --model_dir=DIR` (or,
+installed, `mpl-tf-train --recipe=two_moons --model_dir=DIR` from any directory).
 
 Flags and data are checked before TensorFlow is imported, so a bad value costs one line on
 stderr and exit status 2, and nothing is written.
@@ -11,6 +12,7 @@ from absl import flags
 
 from mpl_tf import cli
 from mpl_tf import config as config_lib
+from mpl_tf import recipes
 from mpl_tf import run_dir
 
 flags.DEFINE_bool("overwrite", False, "Replace a finished run in --model_dir.")
@@ -48,7 +50,7 @@ def _config_from_flags():
 
 def main(argv):
     try:
-        flags.FLAGS(argv)
+        flags.FLAGS(recipes.expand(argv))
         config = _config_from_flags()
         strategy = _start_tensorflow(config)
         from mpl_tf.data import sources
