@@ -3,7 +3,7 @@
     python -m mpl_tf.evaluate --model_dir=DIR [--split=test] [--output=FILE]
     python -m mpl_tf.evaluate --saved_model=DIR/export/saved_model --dataset=NAME [data flags]
 
-(installed: `mpl-tf-evaluate`, which also takes the data flags as `--recipe=NAME`).
+(installed: `mpl-tf-evaluate`; either form takes a recipe's data flags as `--recipe=NAME`).
 
 A run is evaluated on its own data (its config.json rebuilds the same split); any training flag
 given on the command line (--dataset, --data_dir, --split_seed, ...) overrides the saved value.
