@@ -6,8 +6,8 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed-requirements
 SEEDS ?= 0 1 2 3 4
 
-.PHONY: demo test two_moons_table digits_table precision_table speed torch_reference fused_bn_act \
-	folder_benchmark
+.PHONY: demo test bazel_test two_moons_table digits_table precision_table speed torch_reference \
+	fused_bn_act folder_benchmark
 
 $(INSTALLED): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,12 @@ demo: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(PY) -m pytest -q tests
+
+# The same test files under Bazel, offline: Debian's bazel-bootstrap (4.2.3; installed with
+# apt-get, as root, when there is no bazel) reads WORKSPACE, whose Python toolchain is .venv's.
+bazel_test: $(INSTALLED)
+	command -v bazel >/dev/null || { apt-get update -q && apt-get install -y -q bazel-bootstrap; }
+	bazel test //...
 
 # The README's tables (each writes benchmarks/results/NAME.{md,json}).
 two_moons_table: $(INSTALLED)

@@ -3,6 +3,8 @@
     python -m mpl_tf.evaluate --model_dir=DIR [--split=test] [--output=FILE]
     python -m mpl_tf.evaluate --saved_model=DIR/export/saved_model --dataset=NAME [data flags]
 
+(installed: `mpl-tf-evaluate`; either form takes a recipe's data flags as `--recipe=NAME`).
+
 A run is evaluated on its own data (its config.json rebuilds the same split), and so is a
 SavedModel inside its run directory (RUN/export/saved_model); any training flag given on the
 command line (--dataset, --data_dir, --split_seed, ...) overrides the saved value, but the
@@ -24,6 +26,7 @@ from absl import flags
 from mpl_tf import cli
 from mpl_tf import config as config_lib
 from mpl_tf import export
+from mpl_tf import recipes
 from mpl_tf.cli import parse_flags
 from mpl_tf import run_dir
 from mpl_tf.config import ConfigError
@@ -164,7 +167,7 @@ def main(argv):
         for flag in module_flags:  # listed by --helpfull under the module defining them
             cli.register_flag_by_module(module, flag)
     try:
-        parse_flags(cli, argv, __doc__)
+        parse_flags(cli, recipes.expand(argv), __doc__)
         export.start_tensorflow_quietly()
         if bool(cli.model_dir) == bool(cli.saved_model):
             raise ConfigError("pass exactly one of --model_dir (a finished run) and "

@@ -240,7 +240,8 @@ def write_hub_modules(run, path):
 
     outputs = {"classification": ("logits", run.network),
                "feature-vector": ("feature_vector", feature_network(run.network))}
-    card = model_card.markdown(run.config, run.info, run.results, _num_labeled(run))
+    card = model_card.markdown(run.config, run.info, run.results, _num_labeled(run),
+                               _trained_version(run))
     os.makedirs(path)
     _write_text(os.path.join(path, "MODEL_CARD.md"), card)
     _write_json(os.path.join(path, "model-metadata.json"),
@@ -291,6 +292,12 @@ def feature_network(network):
         if isinstance(layer, keras.layers.Dropout) and layer.output is features:
             features = layer.input
     return keras.Model(network.inputs, features, name=f"{network.name}_features")
+
+
+def _trained_version(run):
+    """The mpl_tf version the run's versions.json records (None when it records none)."""
+    path = os.path.join(run.model_dir, "versions.json")
+    return run_dir.read_json(path).get("mpl_tf") if os.path.exists(path) else None
 
 
 def _num_labeled(run):

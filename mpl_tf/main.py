@@ -1,4 +1,5 @@
-"""Command line: `python -m mpl_tf.main --flagfile=flags/two_moons.cfg --model_dir=DIR`.
+"""Command line: `python -m mpl_tf.main --flagfile=flags/two_moons.cfg --model_dir=DIR` (or,
+installed, `mpl-tf-train --recipe=two_moons --model_dir=DIR` from any directory).
 
 Every flag, then the data, is checked before anything is written (most flags before TensorFlow
 is even imported), so a bad value costs one line on stderr and exit status 2, and nothing is
@@ -12,6 +13,7 @@ from absl import flags
 
 from mpl_tf import cli
 from mpl_tf import config as config_lib
+from mpl_tf import recipes
 from mpl_tf import run_dir
 from mpl_tf import run_lock
 
@@ -69,7 +71,7 @@ def main(argv):
 
 def _main(argv):
     try:
-        cli.parse_flags(flags.FLAGS, argv, __doc__)
+        cli.parse_flags(flags.FLAGS, recipes.expand(argv), __doc__)
         config = _config_from_flags()
         strategy = _start_tensorflow(config)
         from mpl_tf.data import sources

@@ -46,11 +46,12 @@ def title(config, info):
     return f"Meta Pseudo Labels: {config.model} on {info['name']} ({config.method})"
 
 
-def markdown(config, info, results, num_labeled):
+def markdown(config, info, results, num_labeled, version=None):
     """The card: what the model is, its data and split, the run's metrics, the input and output
-    contract, how to load it, license and citation."""
+    contract, how to load it, license and citation. `version`: the mpl_tf version that trained
+    it (versions.json; None for runs from before versions.json recorded it)."""
     image = len(info["input_shape"]) == 3
-    sections = [f"# {title(config, info)}", _summary(config, info, image),
+    sections = [f"# {title(config, info)}", _summary(config, info, image, version),
                 _data(config, info, results, num_labeled), _evaluation(results),
                 _contract(info, image), _usage(info, image), _limitations(info, image),
                 "## License\n\nApache-2.0 (https://www.apache.org/licenses/LICENSE-2.0).",
@@ -83,7 +84,7 @@ def instance_metadata(config, info, results, variant):
             "externalBaseModelUrl": ""}
 
 
-def _summary(config, info, image):
+def _summary(config, info, image, version):
     kind = "image classifier" if image else (
         f"classifier of {info['input_shape'][0]}-dimensional feature vectors")
     trained = "student" if config.method == "mpl" else "trained network"
@@ -91,8 +92,9 @@ def _summary(config, info, image):
         f"the {trained}'s")
     if config.finetune_steps:
         served += f", then finetuned for {config.finetune_steps} steps on the labeled examples"
+    by = f"mpl_tf {version}" if version else "mpl_tf"
     return (f"A {info['num_classes']}-class {kind} ({config.model}) trained with "
-            f"{METHODS.get(config.method, config.method)} by mpl_tf, a TensorFlow 2 / Keras 3 "
+            f"{METHODS.get(config.method, config.method)} by {by}, a TensorFlow 2 / Keras 3 "
             f"implementation of Meta Pseudo Labels (Pham et al., CVPR 2021). The weights are "
             f"{served}.\n\n"
             "| Variant | Directory | Output |\n|---|---|---|\n"

@@ -13,6 +13,7 @@ import platform
 import shutil
 import tempfile
 
+from mpl_tf import __version__
 from mpl_tf import run_lock
 from mpl_tf.config import Config, ConfigError
 
@@ -120,7 +121,8 @@ def _changed_fields(saved_config_path, config):
 
 
 def versions():
-    """Python, platform and package versions: what a rerun needs to match."""
+    """mpl_tf's, Python's, the platform's and the packages' versions: what a rerun needs to
+    match (mpl_tf's from the package itself, so a checkout that was never installed has it)."""
     from importlib import metadata
 
     packages = ("tensorflow", "keras", "tensorflow-datasets", "numpy", "absl-py",
@@ -131,8 +133,8 @@ def versions():
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             found[name] = None
-    return {"python": platform.python_version(), "platform": platform.platform(),
-            "cpu": cpu_model(), "packages": found}
+    return {"mpl_tf": __version__, "python": platform.python_version(),
+            "platform": platform.platform(), "cpu": cpu_model(), "packages": found}
 
 
 def cpu_model():
