@@ -48,7 +48,7 @@ def test_nesterov_matches_tf1_semantics_across_an_lr_change():
 def test_weight_decay_skips_normalization_variables():
     dense = keras.layers.Dense(2, name="dense")
     norm = keras.layers.BatchNormalization(name="batch_norm")
-    model = keras.Sequential([keras.Input((3,)), dense, norm])
+    model = keras.Sequential([keras.Input((3,)), dense, norm], name="sequential")
     mask = models.weight_decay_mask(model)
     decayed = {v.path: d for v, d in zip(model.trainable_variables, mask)}
     assert decayed == {"sequential/dense/kernel": True, "sequential/dense/bias": True,
