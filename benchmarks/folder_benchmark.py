@@ -25,7 +25,6 @@ ResNet-50 at 224 px?
 Writes OUT.json and OUT.md.
 """
 
-import json
 import multiprocessing
 import os
 import platform
