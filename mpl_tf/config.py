@@ -23,6 +23,8 @@ FEEDBACK_SIGNS = ("paper", "released")
 LR_SCHEDULES = ("constant", "cosine")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 MODES = ("train", "finetune")
+# What --mode=finetune takes from the command line (the rest comes from the run's config.json).
+FINETUNING = ("finetune_steps", "finetune_lr", "finetune_batch_size")
 PRECISIONS = ("float32", "bfloat16", "mixed_float16")
 # Every integer flag is a signed 32-bit integer: seeds are mixed into numpy and TensorFlow seeds
 # and steps into int64 counters, and both overflow (with a traceback) far beyond this.

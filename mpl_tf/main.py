@@ -48,14 +48,11 @@ def _config_from_flags():
     if not os.path.exists(saved):
         raise config_lib.ConfigError(f"--mode=finetune needs a finished training run in "
                                      f"--model_dir={config.model_dir} (no config.json)")
-    given = {name: getattr(config, name) for name in _FINETUNING
+    given = {name: getattr(config, name) for name in config_lib.FINETUNING
              if flags.FLAGS[name].present}
     return config_lib.Config.from_json(saved).replace(
         model_dir=config.model_dir, mode="finetune", strategy=config.strategy, tpu=config.tpu,
         multi_worker_timeout=config.multi_worker_timeout, **given).validate()
-
-
-_FINETUNING = ("finetune_steps", "finetune_lr", "finetune_batch_size")
 
 
 def main(argv):

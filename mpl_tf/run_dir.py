@@ -1,7 +1,8 @@
 """The run directory, a contract users' scripts rely on: config.json, versions.json (Python and
 package versions), labeled_indices.json, dataset_info.json (classes, input shape, pixel
 statistics), logs/{train,finetune} (TensorBoard), {train,finetune}_log.csv,
-checkpoints/{train,finetune}, model/serving.weights.h5 (the network that is evaluated and
+checkpoints/{train,finetune} (finetune/settings.json: the finetuning flags its checkpoints are
+of), model/serving.weights.h5 (the network that is evaluated and
 served), results.json (written last, atomically, only when the run completes), export/
 (SavedModel and TF Hub modules, see export.py), figures, attempts.json (wall time per process,
 see attempts.py) and, while a process writes it, .lock (see run_lock.py). Nothing in it holds a

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from mpl_tf import attempts
 from mpl_tf import checkpoints
+from mpl_tf import config as config_lib
 from mpl_tf import distribute
 from mpl_tf import export
 from mpl_tf import faults
@@ -373,9 +374,10 @@ def finetune_run(config, data, strategy=None):
     network.load_weights(trained)
     for key in ("val_accuracy", "test_accuracy"):  # undo an earlier finetuning's numbers
         results[key] = results.pop(f"{key}_before_finetune", results[key])
-    for stale in ("finetune_log.csv", os.path.join("checkpoints", "finetune"),
-                  os.path.join("logs", "finetune")):
-        run_dir.remove(os.path.join(config.model_dir, stale))
+    if not _interrupted_finetuning(config):
+        for stale in ("finetune_log.csv", os.path.join("checkpoints", "finetune"),
+                      os.path.join("logs", "finetune")):
+            run_dir.remove(os.path.join(config.model_dir, stale))
     with attempts.Clock(config.model_dir, "finetune",
                         before=results.get("wall_seconds", 0)) as clock:
         served = _finetune_into(results, config, data, strategy, network, clock)
@@ -383,6 +385,24 @@ def finetune_run(config, data, strategy=None):
     results.update(clock.results())
     _finish(config.model_dir, results)
     return results
+
+
+_FINETUNING_SETTINGS = "settings.json"  # in checkpoints/finetune: what its checkpoints are of
+
+
+def _finetuning_settings(config):
+    return {name: getattr(config, name) for name in config_lib.FINETUNING}
+
+
+def _interrupted_finetuning(config):
+    """Whether model_dir holds a finetuning stopped part way (preempted, killed) with the
+    settings of `config`, which `fit` then resumes; anything else there (a finished
+    finetuning being replaced, one of other settings) is stale."""
+    directory = checkpoints.directory(config.model_dir, "finetune")
+    settings = os.path.join(directory, _FINETUNING_SETTINGS)
+    steps = checkpoints.steps_present(directory)
+    return (os.path.exists(settings) and run_dir.read_json(settings) == _finetuning_settings(config)
+            and bool(steps) and steps[-1] < config.finetune_steps)
 
 
 def _load(network, model_dir):
@@ -413,6 +433,9 @@ def _finetune_into(results, config, data, strategy, network, clock):
     for key in ("val_accuracy", "test_accuracy"):
         results[f"{key}_before_finetune"] = results[key]
     tuning = config.finetuning(strategy.num_replicas_in_sync)
+    directory = checkpoints.directory(config.model_dir, "finetune")
+    os.makedirs(directory, exist_ok=True)
+    run_dir.write_json(os.path.join(directory, _FINETUNING_SETTINGS), _finetuning_settings(config))
     tuned, _ = fit(tuning, data, strategy, log_dir=config.model_dir,
                    initial_weights=network.get_weights(), log_name="finetune", clock=clock)
     results.update(_accuracies(tuned, data, config), finetune_steps=config.finetune_steps,

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from mpl_tf import checkpoints
 from mpl_tf import evaluate
 from mpl_tf import export
 from mpl_tf import main as main_lib
+from mpl_tf import preemption
 from mpl_tf import run_dir
 from mpl_tf import run_lock
 from mpl_tf.config import Config, ConfigError, TrainingError
@@ -104,6 +106,80 @@ def test_finetuning_asks_before_replacing_and_keeps_the_recorded_settings(
     # Wall time: the training attempt plus this finetuning, each recorded.
     assert len(results["wall_seconds_per_attempt"]) == 2
     assert results["wall_seconds"] == pytest.approx(sum(results["wall_seconds_per_attempt"]))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A finished run that has never been finetuned."""
+    model_dir = tmp_path_factory.mktemp("trained") / "run"
+    assert run_main(*SHORT, f"--model_dir={model_dir}") == 0
+    return model_dir
+
+
+def _sigterm_at_second_poll(monkeypatch):
+    """The training loop sees a SIGTERM at its second poll, i.e. after two step calls."""
+    polls = []
+
+    def requested():
+        polls.append(None)
+        return signal.SIGTERM if len(polls) >= 2 else None
+
+    monkeypatch.setattr(preemption, "requested", requested)
+
+
+def _finetuned_values(model_dir, step):
+    reader = tf.train.load_checkpoint(
+        os.path.join(checkpoints.directory(model_dir, "finetune"), f"ckpt-{step}"))
+    return {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()
+            if "trainer" in n}
+
+
+@pytest.mark.parametrize("refinetune", [False, True], ids=["first", "with_overwrite"])
+def test_a_preempted_finetuning_resumes_where_it_stopped(
+        trained, finished, tmp_path, capsys, monkeypatch, refinetune):
+    """--mode=finetune stopped part way resumes at its checkpoint, to the same weights as an
+    uninterrupted finetuning, whether it is the run's first or replaces an earlier one."""
+    source = finished if refinetune else trained
+    whole, stopped = copy_of(source, tmp_path, "whole"), copy_of(source, tmp_path, "stopped")
+    command = ["--mode=finetune", "--finetune_steps=60", "--finetune_lr=0.02",
+               *(["--overwrite"] if refinetune else [])]
+    assert run_main(f"--model_dir={whole}", *command) == 0
+    before = (stopped / "results.json").read_text()
+
+    with monkeypatch.context() as patched:
+        _sigterm_at_second_poll(patched)
+        assert run_main(f"--model_dir={stopped}", *command) == 128 + signal.SIGTERM
+    directory = checkpoints.directory(str(stopped), "finetune")
+    assert error_lines(capsys.readouterr()) == [
+        f"stopped by SIGTERM: saved a checkpoint at step 40 in {directory}; rerun the same "
+        "command to resume from there"]
+    assert (stopped / "results.json").read_text() == before
+
+    assert run_main(f"--model_dir={stopped}", *command) == 0
+    assert "Resuming finetune from step 40" in capsys.readouterr().out
+    a, b = _finetuned_values(whole, 60), _finetuned_values(stopped, 60)
+    assert a.keys() == b.keys() and len(a) > 5
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=0, atol=1e-6, err_msg=name)
+    results = json.loads((stopped / "results.json").read_text())
+    assert (results["finetune_steps"], results["finetune_lr"]) == (60, 0.02)
+    assert results["test_accuracy"] == json.loads((whole / "results.json").read_text())[
+        "test_accuracy"]
+    # The training attempt (which finetuned too, in `finished`), then the two finetuning ones.
+    assert len(results["wall_seconds_per_attempt"]) == 3
+
+
+def test_an_interrupted_finetuning_of_other_settings_starts_over(trained, tmp_path, capsys,
+                                                                 monkeypatch):
+    stopped = copy_of(trained, tmp_path)
+    with monkeypatch.context() as patched:
+        _sigterm_at_second_poll(patched)
+        assert run_main(f"--model_dir={stopped}", "--mode=finetune",
+                        "--finetune_steps=60") == 128 + signal.SIGTERM
+    capsys.readouterr()
+    assert run_main(f"--model_dir={stopped}", "--mode=finetune", "--finetune_steps=80") == 0
+    assert "Resuming finetune" not in capsys.readouterr().out
+    assert checkpoints.steps_present(checkpoints.directory(str(stopped), "finetune")) == [80]
 
 
 def test_overwrite_leaves_nothing_of_the_old_run(finished, tmp_path):
