@@ -202,35 +202,33 @@ def test_stl10_unlabelled_split_is_a_stream_in_the_pool(tfds_dir):
     assert data.size("val") == 10 and data.size("test") == 100
 
 
-def test_cifar_without_data_or_network_fails_in_one_line(tfds_dir):
-    with pytest.raises(ConfigError) as error:
-        sources.load(Config(dataset="cifar100", data_dir=tfds_dir))
-    message = str(error.value)
-    assert message.startswith("--dataset=cifar100: TFDS could not prepare cifar100") and (
-        "\n" not in message)
-
-
-def test_cifar10_download_reaches_the_network_and_says_so_in_one_line(tfds_dir, monkeypatch,
-                                                                     capfd):
-    """TFDS's real download path for cifar10, with every connection sent to a closed local
-    port: the failure is a network error in one line (not a missing module, nor TFDS's progress
-    bars on stderr). A fresh venv has only requirements.txt, which must pin what the path
-    imports."""
+@pytest.fixture
+def no_network(monkeypatch, capfd):
+    """Every connection sent to a closed local port, and TFDS's own retries (which take
+    minutes) off: the download path runs until the network, fast."""
     from tensorflow_datasets.core.download import downloader
 
-    with open(os.path.join(REPO, "requirements.txt")) as f:
-        assert "importlib_resources==" in f.read()
     for variable in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.setenv(variable, "http://127.0.0.1:9")  # the discard port: refused
     for variable in ("NO_PROXY", "no_proxy"):
         monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setattr(downloader, "MAX_RETRIES", 0)  # TFDS's own retries take minutes
+    monkeypatch.setattr(downloader, "MAX_RETRIES", 0)
     capfd.readouterr()
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_a_tfds_download_reaches_the_network_and_says_so_in_one_line(tfds_dir, no_network,
+                                                                      capfd, name):
+    """TFDS's real download path, without data or network: the failure is a network error in
+    one line (not a missing module, nor TFDS's progress bars on stderr). A fresh venv has only
+    requirements.txt, which must pin what the path imports."""
+    with open(os.path.join(REPO, "requirements.txt")) as f:
+        assert "importlib_resources==" in f.read()
     with pytest.raises(ConfigError) as error:
-        sources.load(Config(dataset="cifar10", data_dir=tfds_dir))
+        sources.load(Config(dataset=name, data_dir=tfds_dir))
     message = str(error.value)
     assert "\n" not in message and message.startswith(
-        "--dataset=cifar10: TFDS could not prepare cifar10")
+        f"--dataset={name}: TFDS could not prepare {name}")
     assert "network error, " in message and "Connection refused" in message, message
     assert "ModuleNotFoundError" not in message
     assert capfd.readouterr().err == ""
