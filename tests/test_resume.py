@@ -20,7 +20,7 @@ from mpl_tf.train import SelectOnValidation, build_model, selection_path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMMAND = [sys.executable, "-m", "mpl_tf.main", "--flagfile=flags/two_moons.cfg",
-           "--train_steps=8000", "--log_every=500", "--steps_per_execution=50",
+           "--train_steps=3000", "--log_every=500", "--steps_per_execution=50",
            "--ema_decay=0.99", "--momentum=0.9", "--nesterov", "--select_on_val"]
 ENV = {**os.environ, "TF_DETERMINISTIC_OPS": "1"}
 
@@ -54,7 +54,7 @@ def test_kill_9_and_rerun_equals_an_uninterrupted_run(tmp_path):
     resumed = _run(interrupted)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Resuming train from step" in resumed.stdout
-    a, b = _checkpoint_values(whole, 8000), _checkpoint_values(interrupted, 8000)
+    a, b = _checkpoint_values(whole, 3000), _checkpoint_values(interrupted, 3000)
     assert a.keys() == b.keys() and len(a) > 10
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=0, atol=1e-6, err_msg=name)
