@@ -153,9 +153,11 @@ def check_jit(a_strategy, jit_compile):
 def check_batch_sizes(a_strategy, labeled, unlabeled):
     """Global batches must split evenly over replicas (equal per-replica batches)."""
     replicas = a_strategy.num_replicas_in_sync
-    for flag, size in (("labeled_batch_size", labeled), ("unlabeled batch size", unlabeled)):
+    for flag, size in (("--labeled_batch_size", labeled),
+                       ("the unlabeled batch (--unlabeled_batch_size, or --uda_ratio x "
+                        "--labeled_batch_size)", unlabeled)):
         if size % replicas:
-            raise ConfigError(f"--{flag}={size} is not divisible by the {replicas} replicas; "
+            raise ConfigError(f"{flag}={size} is not divisible by the {replicas} replicas; "
                               f"use a multiple of {replicas}")
 
 

@@ -62,7 +62,7 @@ def test_per_replica_batches_under_mirrored_strategy(digits):
         tuple(strategy.experimental_local_results(t) for t in part) for part in batch)
     assert [x.shape for x in x_l] == [(8, 16, 16, 1)] * 2
     assert [x.shape for x in x_strong] == [(16, 16, 16, 1)] * 2
-    with pytest.raises(ConfigError, match="must be a multiple of the number of replicas"):
+    with pytest.raises(ConfigError, match="--labeled_batch_size=15 is not divisible by the 2 replicas"):
         pipeline.train_input(digits, DIGITS.replace(labeled_batch_size=15), strategy)
 
 

@@ -15,7 +15,7 @@ Two forms of training input, both resumable at a step (the skip touches only che
 
 import tensorflow as tf
 
-from mpl_tf.config import ConfigError
+from mpl_tf import distribute
 from mpl_tf.data import augment
 from mpl_tf.data.split_data import SplitData
 
@@ -36,13 +36,8 @@ def train_input(data, config, strategy, start_step=0):
     """A distributed dataset of per-replica batches (global batch / replicas), each input
     pipeline reading its own shard of every split, for fit() under `strategy`; from global
     step `start_step` on, as `train_dataset`."""
-    replicas = strategy.num_replicas_in_sync
-    for flag, size in (("--labeled_batch_size", config.labeled_batch_size),
-                       ("the unlabeled batch (--unlabeled_batch_size or --uda_ratio x B)",
-                        config.global_unlabeled_batch_size)):
-        if size % replicas:
-            raise ConfigError(f"{flag}={size} must be a multiple of the number of replicas "
-                              f"({replicas})")
+    distribute.check_batch_sizes(strategy, config.labeled_batch_size,
+                                 config.global_unlabeled_batch_size)
 
     def dataset_fn(context):
         per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
