@@ -17,7 +17,6 @@ import tensorflow as tf
 
 from mpl_tf import distribute
 from mpl_tf.data import augment
-from mpl_tf.data.split_data import SplitData
 
 _AUTOTUNE = tf.data.AUTOTUNE
 _LABELED, _UNLABELED = 0, 1
@@ -52,14 +51,7 @@ def train_input(data, config, strategy, start_step=0):
 
 def eval_dataset(data, split, batch_size):
     """Evaluation batches (images, labels) of `split` ("val" or "test") of SplitData `data`,
-    in a fixed order, the last batch partial.
-
-    Also accepts the older array form `eval_dataset(images, labels, batch_size)`, which
-    train.py uses until it switches to `eval_dataset(data, "val"|"test", batch_size)` (needed
-    for streamed datasets such as ImageNet, whose arrays are None).
-    """
-    if not isinstance(data, SplitData):
-        return tf.data.Dataset.from_tensor_slices((data, split)).batch(batch_size)
+    in a fixed order, the last batch partial (streamed splits too, whose arrays are None)."""
     examples = data.examples(split).dataset()
     if data.view != "gaussian_noise":
         views = _image_views(data)
