@@ -3,23 +3,16 @@ write results.json, and a bad data flag fails in one line before training."""
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
+from command_testing import main_subprocess as run_main
 from test_data_sources import write_images
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A ReLU MLP (the default one, Two Moons' 8-8 sigmoid, stays at chance here in 200 steps).
 RUN = ("--num_labeled=50", "--train_steps=200", "--log_every=100", "--labeled_batch_size=16",
        "--unlabeled_batch_size=32", "--label_type=sampled", "--feedback=taylor",
        "--mlp_hidden=64", "--mlp_activation=relu")
-
-
-def run_main(*args):
-    return subprocess.run([sys.executable, "-m", "mpl_tf.main", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
 
 
 def image_folder(root):

@@ -14,10 +14,9 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
+from command_testing import main_in_process as run_main
 
 from mpl_tf import checkpoints
-from mpl_tf import main as main_lib
 from mpl_tf import run_dir
 from mpl_tf import train
 
@@ -86,11 +85,6 @@ def test_ctrl_c_saves_a_checkpoint_and_says_so_in_one_line(tmp_path):
     lines = process.stderr_text.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("stopped by SIGINT: saved a checkpoint at")
     assert "Traceback" not in process.stderr_text
-
-
-def run_main(*args):
-    flags.FLAGS.unparse_flags()
-    return main_lib.main(["main", *args])
 
 
 SHORT = ["--flagfile=flags/two_moons.cfg", "--method=supervised", "--train_steps=1000",

@@ -3,17 +3,9 @@ line before training, with nothing written."""
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run_main(*args):
-    return subprocess.run([sys.executable, "-m", "mpl_tf.main", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+from command_testing import main_subprocess as run_main
 
 
 def test_two_moons_run_writes_the_run_dir_contract(tmp_path):

@@ -16,13 +16,12 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
+from command_testing import main_in_process as run_main
 from export_testing import make_run
 
 from mpl_tf import checkpoints
 from mpl_tf import evaluate
 from mpl_tf import export
-from mpl_tf import main as main_lib
 from mpl_tf import preemption
 from mpl_tf import run_dir
 from mpl_tf import run_lock
@@ -35,12 +34,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHORT = ["--flagfile=flags/two_moons.cfg", "--method=supervised", "--train_steps=500",
          "--log_every=500"]
 FINETUNE = ["--finetune_steps=50", "--finetune_lr=0.01", "--finetune_batch_size=12"]
-
-
-def run_main(*args):
-    """mpl_tf.main in this process (TensorFlow is already up): its exit status."""
-    flags.FLAGS.unparse_flags()
-    return main_lib.main(["main", *args])
 
 
 def error_lines(captured):

@@ -1,23 +1,18 @@
 """Bad distribution and run-directory input fails before training, in one line."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
+from command_testing import main_subprocess
 
 from mpl_tf import distribute
 from mpl_tf.config import ConfigError
 from mpl_testing import two_cpu_mirrored_strategy
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 def run_main(tmp_path, *args, env=None):
-    return subprocess.run([sys.executable, "-m", "mpl_tf.main", "--flagfile=flags/two_moons.cfg",
-                           f"--model_dir={tmp_path / 'run'}", *args], cwd=REPO, text=True,
-                          capture_output=True, env={**os.environ, **(env or {})}, timeout=300)
+    return main_subprocess("--flagfile=flags/two_moons.cfg", f"--model_dir={tmp_path / 'run'}",
+                           *args, env=env, timeout=300)
 
 
 @pytest.mark.parametrize("args,env,message", [
@@ -43,9 +38,7 @@ def test_bad_strategy_input_fails_in_one_line(tmp_path, args, env, message):
 def test_an_unwritable_model_dir_fails_in_one_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    done = subprocess.run([sys.executable, "-m", "mpl_tf.main", "--flagfile=flags/two_moons.cfg",
-                           f"--model_dir={blocker / 'run'}"], cwd=REPO, text=True,
-                          capture_output=True)
+    done = main_subprocess("--flagfile=flags/two_moons.cfg", f"--model_dir={blocker / 'run'}")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         f"error: --model_dir={blocker / 'run'} is not writable: Not a directory"]
