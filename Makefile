@@ -19,7 +19,7 @@ demo: $(INSTALLED)
 	@echo "Results: runs/demo/results.json  Figure: runs/demo/decision_boundary.png"
 
 test: $(INSTALLED)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests --durations=25
 
 # The same test files under Bazel, offline: Debian's bazel-bootstrap (4.2.3; installed with
 # apt-get, as root, when there is no bazel) reads WORKSPACE, whose Python toolchain is .venv's.
