@@ -1,6 +1,6 @@
 """Exponential moving average of a network's weights, the model that gets evaluated and served.
 
-As released (MPL_ALGORITHM.md section 2.3): the decay warms up as min(decay, (t+1)/(t+10)) so
+As released (common_utils.py, `setup_ema`): the decay warms up as min(decay, (t+1)/(t+10)) so
 early averages are not stuck near the random start, and every weight is averaged, batch-norm
 moving statistics included. We start the average from a copy of the network (the released code
 starts from zeros, which the warm-up forgets within a few steps).

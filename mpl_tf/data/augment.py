@@ -1,5 +1,5 @@
-"""The weak and strong image views of MPL_ALGORITHM.md §1 ("Inputs, one step"), per example and
-seeded, for the view families `SplitData.view` names:
+"""The weak and strong image views of the released code (google-research meta_pseudo_labels/
+data_utils.py), per example and seeded, for the view families `SplitData.view` names:
 
     flip_pad_crop  small images (CIFAR, STL-10, small folders): random horizontal flip, then pad
                    size/8 px (4 at 32 px) with gray 128 and random-crop back, as released

@@ -6,7 +6,7 @@ stateful SeedGenerator, so parallel tf.data maps make them irreproducible); Kera
 same ops for a whole batch and computes all 11 of its ops on every call; and neither has the
 released op set (Invert, Cutout, fill 128) or its magnitude scale.
 
-Released semantics (google-research meta_pseudo_labels/augment.py, via MPL_ALGORITHM.md §3):
+Released semantics (google-research meta_pseudo_labels/augment.py, `RandAugment.distort`):
 one probability p ~ U(0.2, 0.8) per image; `num_ops` times an op is drawn uniformly from the 15
 below and applied with probability p. The magnitude M (--augment_magnitude) is a level out of
 MAX_LEVEL = 10, mapped to each op's argument exactly as released (M > 10 extrapolates):

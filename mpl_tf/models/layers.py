@@ -52,9 +52,9 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     """Keras BatchNormalization computed by one fused kernel when training on NHWC float32,
     bfloat16 or float16.
 
-    Keras 3 builds training-mode BN from about ten separate elementwise ops; in a WRN-28-2 MPL
-    step on CPU they took about 40% of the op time, and the fused kernel makes the whole step
-    about 25% faster. Values and gradients match Keras (the moving variance gets the same biased
+    Keras 3 builds training-mode BN from about ten separate elementwise ops, a large share of a
+    convolutional step's op time on CPU (the README's "Speed" section measures it and what the
+    fused kernel saves). Values and gradients match Keras (the moving variance gets the same biased
     batch variance); every other case (inference, float64, a frozen layer) runs Keras' own code.
     Second derivatives do not match: TF's gradient of the fused gradient was off by up to 1% in
     float32 where Keras' BN was exact to 1e-6, so networks that are differentiated twice (the

@@ -1,4 +1,4 @@
-"""ResNet-50 as the released MPL code builds it for ImageNet (MPL_ALGORITHM.md section 3): the
+"""ResNet-50 as the released MPL code builds it for ImageNet (its modeling.py, `ResNet50`): the
 standard bottleneck network with ReLU, the stride on the 3x3 convolution ("v1.5"), bias-free
 convolutions, BN after the projection shortcut, and a GAP -> dropout -> dense head."""
 
