@@ -29,6 +29,8 @@ PRECISIONS = ("float32", "bfloat16", "mixed_float16")
 # Every integer flag is a signed 32-bit integer: seeds are mixed into numpy and TensorFlow seeds
 # and steps into int64 counters, and both overflow (with a traceback) far beyond this.
 INT_MAX = 2 ** 31 - 1
+# Each layer takes two of a network's LayerSeeds.PER_NETWORK (1000) initializer seeds.
+_MAX_MLP_LAYERS = 100
 
 
 class ConfigError(ValueError):
@@ -44,7 +46,8 @@ class TrainingError(RuntimeError):
 class Spec:
     """What one field accepts. `kind` is the flag's type: str, path (a directory), enum (one of
     `choices`), int, float (always finite), bool, or ints (comma-separated widths). Numbers lie
-    within `low`/`high` (open ends excluded), except `off`, the value that turns a feature off.
+    within `low`/`high` (open ends excluded), except `off`, the value that turns a feature off;
+    for ints, `low` bounds each width and `high` their count.
     `registry` names what installed code the value must name: a network, a dataset or a Keras
     activation."""
 
@@ -68,7 +71,9 @@ class Spec:
         if self.choices and value not in self.choices:
             return f"is not valid; valid values: {', '.join(self.choices)}"
         if self.kind == "ints":
-            return None if value and min(value) >= self.low else "must list positive widths"
+            if not value or min(value) < self.low:
+                return "must list positive widths"
+            return None if len(value) <= self.high else f"must list at most {self.high} widths"
         if self.kind in ("int", "float") and value != self.off and not self._in_bounds(value):
             return self._bounds_text(value) + (f" (or {self.off:g}: off)" if self.off is not None
                                                else "")
@@ -190,7 +195,8 @@ class Config:
     # --- the networks ------------------------------------------------------------------------
     model: str = _str("mlp", "Network for teacher and student (see mpl_tf/models).",
                       registry="model")
-    mlp_hidden: tuple = _field((8, 8), Spec("ints", "Hidden layer widths of the MLP.", low=1))
+    mlp_hidden: tuple = _field((8, 8), Spec("ints", "Hidden layer widths of the MLP.", low=1,
+                                               high=_MAX_MLP_LAYERS))
     mlp_activation: str = _str("sigmoid", "Activation of the MLP's hidden layers.",
                                registry="activation")
     mlp_init_scale: float = _float(0.1, "MLP weights and biases start U(-scale, scale).",

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from mpl_tf import optim
 from mpl_tf.config import Config
+from mpl_tf.seeds import stream_seed
 
 UNKNOWN_LABEL = -1  # a hidden unlabeled label that is not known (only logged, never trained on)
 SHUFFLE_WINDOW = 10_000  # examples shuffled at a time when there are more (or unknown many)
@@ -55,11 +56,13 @@ def training_batches(labeled, unlabeled, config, weak=None, strong=None, seed=0)
     """
     weak = weak or _same
     strong = strong or _same
-    labeled = _batches(_examples(labeled), config.labeled_batch_size, seed)
+    labeled = _batches(_examples(labeled), config.labeled_batch_size,
+                       stream_seed(seed, "labeled_order"))
     unlabeled = _examples(unlabeled)
     if not isinstance(unlabeled.element_spec, tuple):
         unlabeled = unlabeled.map(lambda x: (x, tf.constant(UNKNOWN_LABEL, tf.int32)))
-    unlabeled = _batches(unlabeled, config.global_unlabeled_batch_size, seed + 1)
+    unlabeled = _batches(unlabeled, config.global_unlabeled_batch_size,
+                         stream_seed(seed, "unlabeled_order"))
     return tf.data.Dataset.zip((
         labeled.map(lambda x, y: (weak(x), y)),
         unlabeled.map(lambda x, y: (weak(x), strong(x), y)),

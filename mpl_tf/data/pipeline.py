@@ -17,9 +17,9 @@ import tensorflow as tf
 
 from mpl_tf import distribute
 from mpl_tf.data import augment
+from mpl_tf.seeds import stream_seed
 
 _AUTOTUNE = tf.data.AUTOTUNE
-_LABELED, _UNLABELED = 0, 1
 
 
 def train_dataset(data, config, start_step=0):
@@ -70,10 +70,10 @@ def _batches(data, config, labeled_batch, unlabeled_batch, num_pipelines, pipeli
     """Zipped labeled and unlabeled batches of one input pipeline, the first `skip_batches`
     left out."""
     streams = []
-    for role, split, batch in ((_LABELED, "labeled", labeled_batch),
-                               (_UNLABELED, "unlabeled", unlabeled_batch)):
+    for split, batch in (("labeled", labeled_batch), ("unlabeled", unlabeled_batch)):
         examples = data.examples(split)
-        keys = examples.read(num_pipelines, pipeline, config.seed + role + 1000 * pipeline)
+        keys = examples.read(num_pipelines, pipeline,
+                             stream_seed(config.seed, f"{split}_order", pipeline))
         streams.append((examples, keys.repeat(), batch))
     if data.view == "gaussian_noise":
         labeled, unlabeled = _gaussian_batches(streams, config, pipeline, skip_batches)
@@ -81,10 +81,10 @@ def _batches(data, config, labeled_batch, unlabeled_batch, num_pipelines, pipeli
         views = _image_views(data, config)
 
         def weak(k, image, label):
-            return views.weak(image, _seed(config, _LABELED, pipeline, k)), label
+            return views.weak(image, _seed(config, "labeled_views", pipeline, k)), label
 
         def pair(k, image, label):
-            return (*views.weak_and_strong(image, _seed(config, _UNLABELED, pipeline, k)),
+            return (*views.weak_and_strong(image, _seed(config, "unlabeled_views", pipeline, k)),
                     label)
 
         labeled, unlabeled = (_augmented(*stream, skip_batches, fn)
@@ -100,17 +100,18 @@ def _augmented(examples, keys, batch, skip_batches, fn):
             .batch(batch, drop_remainder=True))
 
 
-def _seed(config, role, pipeline, position):
-    """A stateless seed of one example's views: (run seed, stream, pipeline) x position."""
-    stream = (config.seed * 16 + 2 + role) * 4096 + pipeline
-    return tf.stack([tf.constant(stream, tf.int64), tf.cast(position, tf.int64)])
+def _seed(config, stream, pipeline, position):
+    """A stateless seed of one example's views: the stream's seed x its position in it."""
+    return tf.stack([tf.constant(stream_seed(config.seed, stream, pipeline), tf.int64),
+                     tf.cast(position, tf.int64)])
 
 
 def _gaussian_batches(streams, config, pipeline, skip_batches):
     """Two Moons: Gaussian input noise added per batch, seeded by (stream, batch index)."""
-    base = 1000 * config.seed + 100 * pipeline
-    weak, strong = (_gaussian_noise(config.weak_noise, base + 1),
-                    _gaussian_noise(config.strong_noise, base + 2))
+    weak, strong = (_gaussian_noise(config.weak_noise,
+                                    stream_seed(config.seed, "weak_noise", pipeline)),
+                    _gaussian_noise(config.strong_noise,
+                                    stream_seed(config.seed, "strong_noise", pipeline)))
     (labeled, unlabeled) = (
         keys.map(examples.load).batch(batch, drop_remainder=True).skip(skip_batches)
         .enumerate(skip_batches) for examples, keys, batch in streams)

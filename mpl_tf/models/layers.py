@@ -16,13 +16,17 @@ class LayerSeeds:
     """Gives every layer its own seed, so a network is a pure function of `seed`: a Keras
     initializer with a fixed seed draws the same values each call, so layers must not share."""
 
+    PER_NETWORK = 1000  # networks seeded s and s+1 (teacher and student) never overlap
+
     def __init__(self, seed):
-        # 1000 seeds per network: more than any network here has layers, and build_model's
-        # teacher and student seeds (2s, 2s+1) then never overlap.
-        self._seeds = itertools.count(seed * 1000)
+        self._first = seed * self.PER_NETWORK
+        self._seeds = itertools.count(self._first)
 
     def next(self):
-        return next(self._seeds)
+        seed = next(self._seeds)
+        if seed - self._first >= self.PER_NETWORK:
+            raise ValueError(f"a network needs more than {self.PER_NETWORK} initializer seeds")
+        return seed
 
     def conv(self, kernel_size, filters):
         """N(0, sqrt(2 / fan_out)): the released code's conv init (He init on fan-out)."""
