@@ -16,6 +16,7 @@ from mpl_tf import export
 from mpl_tf import predict
 from mpl_tf import run_dir
 from mpl_tf.data import sources
+from mpl_tf.data import two_moons
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,7 @@ def test_a_two_moons_run_is_evaluated_on_its_own_data(tmp_path, capsys):
     network = make_run(tmp_path, input_shape=(2,), num_classes=2, dataset="two_moons")
     assert evaluate.main(["evaluate", f"--model_dir={tmp_path}"]) == 0
     report = json.loads(capsys.readouterr().out)
-    data = sources.two_moons(num_labeled=40, split_seed=7)
+    data = two_moons.make(num_labeled=40, split_seed=7)
     top1, _ = expected_accuracies(network, data.test_images, data.test_labels)
     assert report["top1_accuracy"] == pytest.approx(top1)
     assert report["top5_accuracy"] == 1.0 and report["top_k"] == 2

@@ -58,11 +58,11 @@ def test_fit_stops_after_too_many_nonfinite_steps_in_a_row():
 
     from mpl_tf import distribute, train
     from mpl_tf.config import TrainingError
-    from mpl_tf.data import sources
+    from mpl_tf.data import two_moons
 
     config = tiny_config(num_labeled=12, labeled_batch_size=12, unlabeled_batch_size=16,
                          train_steps=100, log_every=100, max_nonfinite_steps=5)
-    data = sources.two_moons(12, split_seed=0)
+    data = two_moons.make(12, split_seed=0)
     data = dataclasses.replace(data, labeled_images=np.full_like(data.labeled_images, np.nan))
     with pytest.raises(TrainingError, match="stopped at step 5: 5 steps in a row"):
         train.fit(config, data, distribute.strategy("default"))

@@ -62,8 +62,9 @@ class FolderPlan:
         return [os.path.relpath(self.paths[i], self.root) for i in self.splits[split]]
 
 
-def load(config, root):
-    """SplitData for the folder `root` (the part of --dataset after `folder:`)."""
+def load(config):
+    """SplitData for the folder --dataset=folder:ROOT names."""
+    root = config.dataset.split(":", 1)[1]
     cut = plan(config, root)
     scan, size = cut.scan, config.image_size
     load_file = scan.loader(cut.paths, size)

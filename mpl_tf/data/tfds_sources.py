@@ -42,6 +42,11 @@ SPECS = {
 }
 
 
+def has_extra_split(name):
+    """Whether --extra_unlabeled adds a split to `name`'s unlabeled pool (SVHN's `extra`)."""
+    return SPECS[name].extra_split is not None
+
+
 def load(config):
     """SplitData for the small-image TFDS dataset `config.dataset`."""
     spec = SPECS[config.dataset]
