@@ -12,7 +12,7 @@ another symbol).
 import numpy as np
 
 from mpl_tf.data import split_data
-from mpl_tf.data import splits
+from mpl_tf.data import split_plan
 
 TEST_FRACTION = 0.3
 DEFAULT_NUM_VAL = 100
@@ -26,7 +26,7 @@ def load(config):
     images = digits.images.astype(np.float32)[..., None] * (255.0 / 16.0)
     images = split_data.resize(images, config.image_size or NATIVE_SIZE)
     labels = digits.target.astype(np.int32)
-    train, test = splits.test_holdout(labels, TEST_FRACTION)
+    train, test = split_plan.test_holdout(labels, TEST_FRACTION)
     return split_data.from_arrays(
         "digits", config, (images[train], labels[train]), (images[test], labels[test]),
         num_classes=10, default_num_val=DEFAULT_NUM_VAL, view="pad_crop",

@@ -31,7 +31,7 @@ from mpl_tf.config import ConfigError
 from mpl_tf.data import decode
 from mpl_tf.data import examples as examples_lib
 from mpl_tf.data import folder_scan
-from mpl_tf.data import splits
+from mpl_tf.data import split_plan
 from mpl_tf.data.split_data import SplitData
 
 TEST_FRACTION = 0.2
@@ -53,7 +53,7 @@ class FolderPlan:
     scan: folder_scan.Scan
     image_shape: tuple
     train: np.ndarray
-    plan: splits.Plan
+    plan: split_plan.Plan
     splits: dict
     skipped: int
 
@@ -101,10 +101,10 @@ def plan(config, root):
     labeled_idx, test_idx, extra_idx = (parts[p][scan.readable[parts[p]]]
                                         for p in ("labeled", "test", "unlabeled"))
     if not len(parts["test"]):
-        train_part, test_part = splits.test_holdout(labels[labeled_idx], TEST_FRACTION)
+        train_part, test_part = split_plan.test_holdout(labels[labeled_idx], TEST_FRACTION)
         labeled_idx, test_idx = labeled_idx[train_part], labeled_idx[test_part]
     train = labeled_idx
-    cut = splits.plan(labels[train], len(classes), config, max(1, len(train) // 10))
+    cut = split_plan.plan(labels[train], len(classes), config, max(1, len(train) // 10))
     return FolderPlan(
         root=root, classes=classes, paths=paths, labels=labels, scan=scan,
         image_shape=_image_shape(scan, paths, config.image_size, where), train=train, plan=cut,

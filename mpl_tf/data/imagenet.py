@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from mpl_tf.config import ConfigError
-from mpl_tf.data import splits
+from mpl_tf.data import split_plan
 from mpl_tf.data import tfds_sources
 from mpl_tf.data.split_data import SplitData
 
@@ -109,8 +109,8 @@ def _labeled(source, subset, config):
     names, labels = _names_and_labels(source)
     if subset:
         return names, labels, np.arange(len(names))
-    count, flag = splits.num_labeled(config, len(labels))
-    chosen = splits.labeled_indices(labels, count, 1000, config.split_seed, flag)
+    count, flag = split_plan.num_labeled(config, len(labels))
+    chosen = split_plan.labeled_indices(labels, count, 1000, config.split_seed, flag)
     return [names[i] for i in chosen], labels[chosen], chosen
 
 

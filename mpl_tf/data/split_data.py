@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from mpl_tf.data import examples as examples_lib
-from mpl_tf.data import splits
+from mpl_tf.data import split_plan
 
 SPLITS = ("labeled", "unlabeled", "val", "test")
 
@@ -86,14 +86,14 @@ def from_arrays(name, config, train, test, num_classes, default_num_val, view, c
                 train_ids=(), pixel_mean=None, pixel_std=None, extra_unlabeled=None):
     """SplitData from (images, labels) train and test pairs (uint8 or float32, 0-255, NHWC).
 
-    The labeled subset, validation holdout and unlabeled pool come from `splits.plan`.
+    The labeled subset, validation holdout and unlabeled pool come from `split_plan.plan`.
     `extra_unlabeled` joins the unlabeled pool: (images, labels) arrays (a folder's unlabeled/
     images) or `Examples` too big for memory (SVHN's extra split), which make the pool a stream.
     Without `pixel_mean`, per-channel statistics come from the labeled and unlabeled training
     arrays (never validation or test).
     """
     images, labels = train
-    plan = splits.plan(labels, num_classes, config, default_num_val)
+    plan = split_plan.plan(labels, num_classes, config, default_num_val)
     unlabeled = (images[plan.unlabeled], labels[plan.unlabeled])
     streams = None
     if isinstance(extra_unlabeled, examples_lib.Examples):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from mpl_tf.data import splits
+from mpl_tf.data import split_plan
 from mpl_tf.data.split_data import SplitData
 
 
@@ -24,7 +24,7 @@ def make(num_labeled, split_seed, num_points=2000, num_val=500):
     val_points = np.concatenate([outer, inner]).astype(np.float32)
     val_labels = np.repeat([0, 1], num_val // 2).astype(np.int32)
     points, labels = points.astype(np.float32), labels.astype(np.int32)
-    chosen = splits.labeled_indices(labels, num_labeled, 2, split_seed)
+    chosen = split_plan.labeled_indices(labels, num_labeled, 2, split_seed)
     return SplitData(
         name="two_moons", num_classes=2, input_shape=(2,),
         labeled_images=points[chosen], labeled_labels=labels[chosen], labeled_indices=chosen,

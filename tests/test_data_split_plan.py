@@ -5,38 +5,38 @@ import numpy as np
 import pytest
 
 from mpl_tf.config import Config, ConfigError
-from mpl_tf.data import splits
+from mpl_tf.data import split_plan
 
 LABELS = np.repeat(np.arange(10), 50)  # 500 examples, 50 per class
 
 
 def test_plan_is_balanced_disjoint_and_fixed_by_the_split_seed():
     config = Config(num_labeled=40, num_val=30, split_seed=3)
-    plan = splits.plan(LABELS, 10, config, default_num_val=5)
+    plan = split_plan.plan(LABELS, 10, config, default_num_val=5)
     assert np.all(np.bincount(LABELS[plan.labeled], minlength=10) == 4)
     assert len(plan.val) == 30 and not set(plan.val) & set(plan.labeled)
     assert set(plan.unlabeled) == set(range(500)) - set(plan.val)  # labeled stay unlabeled too
-    again = splits.plan(LABELS, 10, config, default_num_val=5)
+    again = split_plan.plan(LABELS, 10, config, default_num_val=5)
     assert np.array_equal(plan.labeled, again.labeled) and np.array_equal(plan.val, again.val)
-    other = splits.plan(LABELS, 10, config.replace(split_seed=4), default_num_val=5)
+    other = split_plan.plan(LABELS, 10, config.replace(split_seed=4), default_num_val=5)
     assert not np.array_equal(plan.labeled, other.labeled)
 
 
 def test_labeled_subset_does_not_depend_on_num_val_or_the_run_seed():
-    base = splits.plan(LABELS, 10, Config(num_labeled=40, num_val=30), 5)
+    base = split_plan.plan(LABELS, 10, Config(num_labeled=40, num_val=30), 5)
     for change in (dict(num_val=100), dict(seed=7), dict(unlabeled_excludes_labeled=True)):
-        plan = splits.plan(LABELS, 10, Config(num_labeled=40, num_val=30).replace(**change), 5)
+        plan = split_plan.plan(LABELS, 10, Config(num_labeled=40, num_val=30).replace(**change), 5)
         assert np.array_equal(base.labeled, plan.labeled)
 
 
 def test_default_num_val_and_excluding_labeled_from_the_pool():
-    plan = splits.plan(LABELS, 10, Config(num_labeled=20, unlabeled_excludes_labeled=True), 25)
+    plan = split_plan.plan(LABELS, 10, Config(num_labeled=20, unlabeled_excludes_labeled=True), 25)
     assert len(plan.val) == 25
     assert set(plan.unlabeled) == set(range(500)) - set(plan.val) - set(plan.labeled)
 
 
 def test_label_fraction_takes_that_share_of_the_training_set():
-    plan = splits.plan(LABELS, 10, Config(label_fraction=0.2), 10)
+    plan = split_plan.plan(LABELS, 10, Config(label_fraction=0.2), 10)
     assert len(plan.labeled) == 100
     assert np.all(np.bincount(LABELS[plan.labeled]) == 10)
 
@@ -49,7 +49,7 @@ def test_label_fraction_takes_that_share_of_the_training_set():
 ])
 def test_impossible_splits_fail_in_one_line(config, message):
     with pytest.raises(ConfigError) as error:
-        splits.plan(LABELS, 10, config, default_num_val=5)
+        split_plan.plan(LABELS, 10, config, default_num_val=5)
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
@@ -60,7 +60,7 @@ def test_label_fraction_outside_zero_one_is_rejected_by_the_config(fraction):
 
 
 def test_test_holdout_is_stratified_and_fixed():
-    train, test = splits.test_holdout(LABELS, 0.3)
+    train, test = split_plan.test_holdout(LABELS, 0.3)
     assert np.all(np.bincount(LABELS[test]) == 15)
     assert not set(train) & set(test) and len(train) + len(test) == 500
-    assert np.array_equal(test, splits.test_holdout(LABELS, 0.3)[1])
+    assert np.array_equal(test, split_plan.test_holdout(LABELS, 0.3)[1])
