@@ -14,12 +14,11 @@ from mpl_tf.config import ConfigError
 
 
 def strategy(name, tpu_address=None, wait_seconds=600):
-    """The strategy `--strategy` names; call before any other TensorFlow work (multi-worker
-    collectives must be configured at start-up).
+    """The strategy `--strategy` names (one of BUILDERS, or auto); call before any other
+    TensorFlow work (multi-worker collectives must be configured at start-up).
 
     auto: TPU if --tpu is given, several workers if TF_CONFIG names them, all local GPUs if
-    there are several, else the default. default: one device. mirrored: all local GPUs (else
-    all logical CPUs). multi_worker: every worker in TF_CONFIG. tpu: the TPU at --tpu.
+    there are several, else the default.
     """
     if name == "auto":
         if tpu_address:
@@ -30,21 +29,34 @@ def strategy(name, tpu_address=None, wait_seconds=600):
             name = "mirrored"
         else:
             name = "default"
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices)
-    if name == "multi_worker":
-        if not _cluster_workers():
-            raise ConfigError("--strategy=multi_worker needs TF_CONFIG naming the workers, e.g. "
-                              '{"cluster": {"worker": ["host1:port", "host2:port"]}, '
-                              '"task": {"type": "worker", "index": 0}}')
-        return _multi_worker_strategy(wait_seconds)
-    if name == "tpu":
-        return _tpu_strategy(tpu_address)
-    raise ConfigError(f"--strategy={name} is not valid")
+    if name not in BUILDERS:
+        raise ConfigError(f"--strategy={name} is not valid; valid values: auto, "
+                          f"{', '.join(BUILDERS)}")
+    return BUILDERS[name](tpu_address=tpu_address, wait_seconds=wait_seconds)
+
+
+def _default(tpu_address, wait_seconds):
+    """One device."""
+    del tpu_address, wait_seconds
+    return tf.distribute.get_strategy()
+
+
+def _mirrored(tpu_address, wait_seconds):
+    """All local GPUs, else all logical CPUs."""
+    del tpu_address, wait_seconds
+    gpus = tf.config.list_logical_devices("GPU")
+    devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(devices)
+
+
+def _multi_worker(tpu_address, wait_seconds):
+    """Every worker in TF_CONFIG."""
+    del tpu_address
+    if not _cluster_workers():
+        raise ConfigError("--strategy=multi_worker needs TF_CONFIG naming the workers, e.g. "
+                          '{"cluster": {"worker": ["host1:port", "host2:port"]}, '
+                          '"task": {"type": "worker", "index": 0}}')
+    return _multi_worker_strategy(wait_seconds)
 
 
 def _cluster_workers():
@@ -100,7 +112,10 @@ def _task_and_peers():
             [[f"{job} {i}", address] for job, i, address in tasks if (job, i) != own])
 
 
-def _tpu_strategy(address):
+def _tpu(tpu_address, wait_seconds):
+    """The TPU at --tpu."""
+    del wait_seconds
+    address = tpu_address
     if not address:
         raise ConfigError("--strategy=tpu needs --tpu=ADDRESS (a TPU name, grpc://host:port, "
                           "or 'local' on a TPU VM)")
@@ -114,6 +129,13 @@ def _tpu_strategy(address):
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError(f"--tpu={address}: cannot reach the TPU ({reason})") from None
     return tf.distribute.TPUStrategy(resolver)
+
+
+# --strategy name: the function that builds it from (tpu_address, wait_seconds), by keyword.
+# A new strategy is a function here, a line here and its name in config.STRATEGIES (the flag is
+# defined before TensorFlow is imported; tests/test_strategy_flags.py checks the two agree).
+BUILDERS = {"default": _default, "mirrored": _mirrored, "multi_worker": _multi_worker,
+            "tpu": _tpu}
 
 
 def _check_reachable(master, timeout_seconds=15):

@@ -1,18 +1,11 @@
 """Meta Pseudo Labels as one Keras model: a teacher, a student, two optimizers, one train_step.
 
-One step, in order (the algorithm is described in the README, "One step, in order"):
-1. the teacher sees [labeled; unlabeled weak; unlabeled strong] in one batch; its supervised loss
-   and UDA consistency come from these logits, and pseudo labels from its strong-view logits;
-2. the student takes one optimizer step on the pseudo labels of the strong view;
-3. the student's labeled loss is measured just before and just after that step
-   (`--feedback_forwards`: by default with one dropout mask and one batch-norm batch, so their
-   difference measures the step and nothing else);
-4. the teacher descends supervised + UDA + the feedback estimator's term (mpl_tf/feedback);
-5. the student's EMA moves (after the step, as released; the order does not change the step).
-A step with any non-finite loss or gradient is rolled back whole (see ClassifierTrainer).
-Every loss is a per-replica share of the global-batch mean and every gradient is summed over
-replicas before use, so the step does not depend on how the global batch is split, up to what is
-per replica by nature: batch-norm batch statistics, dropout masks and sampled labels.
+The step, its five parts in order and how it splits over replicas, is described once, in the
+README ("One step, in order"); `train_step` follows it: the teacher's objective and pseudo
+labels, the student's step (`_student_step`, which measures the labeled loss around it as
+`--feedback_forwards` says), the feedback estimator's term (mpl_tf/feedback), the teacher's
+update, then the EMA. What holds per replica by nature (batch-norm batch statistics, dropout
+masks, sampled labels) is the only way the step depends on how the global batch is split.
 """
 
 import contextlib

@@ -5,6 +5,7 @@ import json
 import pytest
 from command_testing import main_subprocess
 
+from mpl_tf import config
 from mpl_tf import distribute
 from mpl_tf.config import ConfigError
 from mpl_testing import two_cpu_mirrored_strategy
@@ -42,6 +43,10 @@ def test_an_unwritable_model_dir_fails_in_one_line(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         f"error: --model_dir={blocker / 'run'} is not writable: Not a directory"]
+
+
+def test_the_flag_offers_exactly_the_registered_strategies():
+    assert config.STRATEGIES == ("auto", *distribute.BUILDERS)
 
 
 def test_global_batches_must_split_evenly_over_replicas():
