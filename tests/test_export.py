@@ -16,6 +16,7 @@ import tensorflow as tf
 from export_testing import RESULTS, make_run
 
 from mpl_tf import export
+from mpl_tf import exporting
 from mpl_tf.config import ConfigError
 
 SAVED_MODEL_CLI = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
@@ -193,7 +194,7 @@ def test_model_card_holds_the_runs_real_metrics(rgb):
     with open(os.path.join(hub_dir, "model-metadata.json")) as f:
         model = json.load(f)
     assert model["description"] == card and model["licenseName"] == "Apache 2.0"
-    for variant in export.HUB_VARIANTS:
+    for variant in exporting.HUB_VARIANTS:
         with open(os.path.join(hub_dir, variant, "model-instance-metadata.json")) as f:
             instance = json.load(f)
         assert instance["instanceSlug"] == variant and instance["framework"] == "tensorFlow2"
@@ -252,7 +253,7 @@ def test_a_failure_midway_leaves_no_half_export(tmp_path, monkeypatch):
     def fail(*args):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(export, "write_hub_modules", fail)
+    monkeypatch.setattr(exporting, "write_hub_modules", fail)
     with pytest.raises(RuntimeError):
         export.export_run(str(tmp_path))
     assert sorted(os.listdir(tmp_path)) == ["config.json", "dataset_info.json", "model",
@@ -260,7 +261,7 @@ def test_a_failure_midway_leaves_no_half_export(tmp_path, monkeypatch):
     monkeypatch.undo()
     export.export_run(str(tmp_path))
     before = sorted(os.listdir(tmp_path / "export"))
-    monkeypatch.setattr(export, "write_hub_modules", fail)
+    monkeypatch.setattr(exporting, "write_hub_modules", fail)
     with pytest.raises(RuntimeError):
         export.export_run(str(tmp_path), overwrite=True)
     assert sorted(os.listdir(tmp_path / "export")) == before  # the old export is untouched
@@ -283,7 +284,7 @@ def test_command_line_errors_are_one_line_on_stderr(tmp_path):
 
 def test_feature_network_ends_before_dropout_and_the_classifier(gray):
     network = gray[0]
-    features = export.feature_network(network)
+    features = exporting.feature_network(network)
     body = features.layers[-1]
     assert body.layers[-1].name == "head_pool"
     assert not any(isinstance(layer, (keras.layers.Dropout, keras.layers.Dense))
