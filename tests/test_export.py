@@ -3,6 +3,7 @@ predicts, TF Hub modules that load and fine-tune in tf_keras, a model card with 
 metrics, and refusals (existing export, unfinished run, failure midway) that leave no half
 export behind."""
 
+import errno
 import glob
 import json
 import os
@@ -17,6 +18,7 @@ from export_testing import RESULTS, make_run
 
 from mpl_tf import export
 from mpl_tf import exporting
+from mpl_tf import run_dir
 from mpl_tf.config import ConfigError
 
 SAVED_MODEL_CLI = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
@@ -266,6 +268,41 @@ def test_a_failure_midway_leaves_no_half_export(tmp_path, monkeypatch):
         export.export_run(str(tmp_path), overwrite=True)
     assert sorted(os.listdir(tmp_path / "export")) == before  # the old export is untouched
     assert not glob.glob(str(tmp_path / ".export-*"))
+
+
+def _files(directory):
+    """Every file below `directory`, by relative path, with its bytes."""
+    return {os.path.relpath(path, directory): open(path, "rb").read()
+            for path in glob.glob(os.path.join(directory, "**"), recursive=True)
+            if os.path.isfile(path)}
+
+
+@pytest.mark.parametrize("owner,name,call", [
+    (tf.saved_model, "save", 2),  # the first Hub module, after the serving SavedModel
+    (run_dir, "write_json", 2),  # a Kaggle metadata file of the Hub modules
+    (os, "rename", 2),  # the new export into place, once the old one is moved aside
+])
+def test_a_failed_replacement_leaves_the_previous_export_intact(tmp_path, monkeypatch, owner,
+                                                                name, call):
+    make_run(tmp_path)
+    export_dir = export.export_run(str(tmp_path))
+    before = _files(export_dir)
+    original, calls = getattr(owner, name), []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            raise OSError(errno.EIO, "simulated input/output error")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, failing)
+    with pytest.raises(OSError, match="simulated"):
+        export.export_run(str(tmp_path), overwrite=True)
+    monkeypatch.undo()
+    assert len(calls) >= call
+    assert _files(export_dir) == before
+    assert sorted(os.listdir(tmp_path)) == ["config.json", "dataset_info.json", "export",
+                                            "model", "results.json"]  # no temporary directory
 
 
 def test_export_run_raises_config_errors_for_callers(tmp_path):
