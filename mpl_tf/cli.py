@@ -101,14 +101,19 @@ def _help(flag_values, doc, full):
     return f"{doc.strip()}\n\nflags:\n{listing.strip()}{more}"
 
 
-def run(command):
-    """Runs `command()`, a command's body, and returns its exit status; what stops it is one
-    line on stderr instead of a traceback: a bad flag as "error: MESSAGE" and status 2, an
-    `errors.CommandError` likewise with its own `exit_status`, and training stopped by a signal
-    (`preemption.Interrupted`) as where its checkpoint is, status 128 + the signal, as a shell
-    reports a process a signal ended. Anything else is a bug and raises."""
+def run(body, flag_values, argv, doc, expand=None, tensorflow=False):
+    """A command: parses `argv` into `flag_values` (see `parse_flags`; `expand` first rewrites
+    --recipe=NAME), starts TensorFlow quietly if `tensorflow`, and returns `body(flag_values)`,
+    its exit status. What stops it is one line on stderr instead of a traceback: a bad flag as
+    "error: MESSAGE" and status 2, an `errors.CommandError` likewise with its own
+    `exit_status`, and training stopped by a signal (`preemption.Interrupted`) as where its
+    checkpoint is, status 128 + the signal, as a shell reports a process a signal ended.
+    Anything else is a bug and raises."""
     try:
-        return command()
+        parse_flags(flag_values, expand(argv) if expand else argv, doc)
+        if tensorflow:
+            start_tensorflow()
+        return body(flag_values)
     except flags.Error as e:
         return _error(e, 2)
     except errors.CommandError as e:
@@ -119,6 +124,15 @@ def run(command):
         print(f"stopped by {e}: {where}; rerun the same command to resume from there",
               file=sys.stderr)
         return 128 + e.signum
+
+
+def require(flag_values, *names, why=None):
+    """Raises ConfigError unless every flag of `names` is set: "--a and --b are required", or
+    "--a is required: WHY"."""
+    if not all(flag_values[name].value for name in names):
+        listed = " and ".join(f"--{name}" for name in names)
+        raise errors.ConfigError(f"{listed} {'are' if len(names) > 1 else 'is'} required"
+                                 + (f": {why}" if why else ""))
 
 
 def _error(message, status):

@@ -168,12 +168,10 @@ def main(argv):
     for module, module_flags in flags.FLAGS.flags_by_module_dict().items():
         for flag in module_flags:  # listed by --helpfull under the module defining them
             values.register_flag_by_module(module, flag)
-    return cli.run(lambda: _evaluate(values, argv))
+    return cli.run(_evaluate, values, argv, __doc__, expand=recipes.expand, tensorflow=True)
 
 
-def _evaluate(values, argv):
-    cli.parse_flags(values, recipes.expand(argv), __doc__)
-    cli.start_tensorflow()
+def _evaluate(values):
     if bool(values.model_dir) == bool(values.saved_model):
         raise ConfigError("pass exactly one of --model_dir (a finished run) and "
                           "--saved_model (an exported DIR/export/saved_model)")

@@ -14,7 +14,6 @@ import sys
 from absl import flags
 
 from mpl_tf import cli
-from mpl_tf.errors import ConfigError
 from mpl_tf.exporting import export_run  # what training calls too, as export.export_run
 
 
@@ -25,14 +24,11 @@ def main(argv):
     flags.DEFINE_string("model_dir", None, "Run directory holding a finished run.",
                         flag_values=values)
     flags.DEFINE_bool("overwrite", False, "Replace an existing DIR/export.", flag_values=values)
-    return cli.run(lambda: _export(values, argv))
+    return cli.run(_export, values, argv, __doc__, tensorflow=True)
 
 
-def _export(values, argv):
-    cli.parse_flags(values, argv, __doc__)
-    cli.start_tensorflow()
-    if not values.model_dir:
-        raise ConfigError("--model_dir is required: the run directory to export")
+def _export(values):
+    cli.require(values, "model_dir", why="the run directory to export")
     with cli.machine_faults(values.model_dir):
         target = export_run(values.model_dir, overwrite=values.overwrite)
     print(f"exported {values.model_dir}: serving SavedModel in "

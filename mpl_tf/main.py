@@ -60,7 +60,7 @@ def main(argv):
     """Trains; what stops it is one line on stderr and an exit status (`cli.run`), and a Ctrl-C
     outside training (where nothing is saved) too."""
     try:
-        return cli.run(lambda: _main(argv))
+        return cli.run(_main, flags.FLAGS, argv, __doc__, expand=recipes.expand)
     except KeyboardInterrupt:  # before training, or a second Ctrl-C during it
         print("interrupted: stopped without saving; rerunning the same command resumes from "
               "the last checkpoint, if any", file=sys.stderr)
@@ -69,8 +69,7 @@ def main(argv):
         run_lock.release_all()
 
 
-def _main(argv):
-    cli.parse_flags(flags.FLAGS, recipes.expand(argv), __doc__)
+def _main(values):
     config = _config_from_flags()
     strategy = _start_tensorflow(config)
     from mpl_tf.data import sources
@@ -80,7 +79,7 @@ def _main(argv):
     data = sources.load(config)
     models.check_input_shape(config.model, data.input_shape)
     if distribute.is_chief(strategy):  # other workers write to a temporary directory
-        run_dir.prepare(config, overwrite=flags.FLAGS.overwrite)
+        run_dir.prepare(config, overwrite=values.overwrite)
 
     from mpl_tf import train
 

@@ -162,14 +162,11 @@ def main(argv):
     flags.DEFINE_string("output", "predictions.csv", "CSV to write.", flag_values=values)
     flags.DEFINE_integer("batch_size", 64, "Images per call.", lower_bound=1,
                          flag_values=values)
-    return cli.run(lambda: _predict(values, argv))
+    return cli.run(_predict, values, argv, __doc__, tensorflow=True)
 
 
-def _predict(values, argv):
-    cli.parse_flags(values, argv, __doc__)
-    cli.start_tensorflow()
-    if not values.saved_model or not values.images:
-        raise ConfigError("--saved_model and --images are required")
+def _predict(values):
+    cli.require(values, "saved_model", "images")
     if not os.path.isdir(os.path.dirname(os.path.abspath(values.output))):
         raise ConfigError(f"--output={values.output}: its directory does not exist")
     signature = load_signature(values.saved_model)

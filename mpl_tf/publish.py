@@ -108,13 +108,11 @@ def main(argv):
                         "directories.", flag_values=values)
     flags.DEFINE_string("handle", None, f"Kaggle Models handle {HANDLE_FORMAT}.",
                         flag_values=values)
-    return cli.run(lambda: _publish(values, argv))
+    return cli.run(_publish, values, argv, __doc__)
 
 
-def _publish(values, argv):
-    cli.parse_flags(values, argv, __doc__)
-    if not values.export_dir or not values.handle:
-        raise ConfigError("--export_dir and --handle are required")
+def _publish(values):
+    cli.require(values, "export_dir", "handle")
     directory = publish(values.export_dir, values.handle)
     print(f"uploaded {directory} as {values.handle}")
     return 0

@@ -78,14 +78,11 @@ def main(argv):
                          "every image's own size.", lower_bound=0, flag_values=values)
     flags.DEFINE_bool("skip_corrupt_images", False, "Leave unreadable files out instead of "
                       "failing.", flag_values=values)
-    return cli.run(lambda: _convert(values, argv))
+    return cli.run(_convert, values, argv, __doc__, tensorflow=True)
 
 
-def _convert(values, argv):
-    cli.parse_flags(values, argv, __doc__)
-    cli.start_tensorflow()
-    if not values.folder or not values.name:
-        raise ConfigError("--folder and --name are required")
+def _convert(values):
+    cli.require(values, "folder", "name")
     if not values.name.isidentifier() or values.name != values.name.lower():
         raise ConfigError(f"--name={values.name} must be a lower-case Python identifier "
                           "(TFDS dataset names are)")
