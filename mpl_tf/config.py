@@ -17,6 +17,7 @@ from absl import flags
 from mpl_tf import cli
 from mpl_tf import feedback as feedback_registry
 from mpl_tf import pseudo_labels
+from mpl_tf.errors import ConfigError, TrainingError  # noqa: F401 (re-exported)
 
 METHODS = ("mpl", "uda", "supervised")
 FEEDBACK_SIGNS = ("paper", "released")
@@ -31,15 +32,6 @@ PRECISIONS = ("float32", "bfloat16", "mixed_float16")
 INT_MAX = 2 ** 31 - 1
 # Each layer takes two of a network's LayerSeeds.PER_NETWORK (1000) initializer seeds.
 _MAX_MLP_LAYERS = 100
-
-
-class ConfigError(ValueError):
-    """A flag value that cannot run; its message is one line naming the value and the valid ones."""
-
-
-class TrainingError(RuntimeError):
-    """A run that had to stop (e.g. diverged); its message is one line saying why and what is
-    left in the run directory."""
 
 
 @dataclasses.dataclass(frozen=True)

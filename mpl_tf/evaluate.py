@@ -25,13 +25,12 @@ from absl import flags
 
 from mpl_tf import cli
 from mpl_tf import config as config_lib
-from mpl_tf import export
+from mpl_tf import exporting
 from mpl_tf import recipes
-from mpl_tf.cli import parse_flags
 from mpl_tf import run_dir
-from mpl_tf.config import ConfigError
-from mpl_tf.data import sources
-from mpl_tf.export import tf  # TensorFlow, imported quietly by export
+from mpl_tf.errors import ConfigError, UnwritableOutput
+
+tf = cli.import_tensorflow()
 
 SPLITS = ("val", "test")
 TOP_K = 5
@@ -61,7 +60,7 @@ def batch_accuracies(probabilities_fn, batches):
 
 def run_probabilities(model_dir):
     """The served network of the finished run in `model_dir`, as numpy -> probabilities."""
-    network = export.load_run(model_dir).network
+    network = exporting.load_run(model_dir).network
     return lambda images: tf.nn.softmax(network(images, training=False)).numpy()
 
 
@@ -99,6 +98,8 @@ def evaluate(config, split, model_dir=None, saved_model=None, run=None):
     directory whose recorded split the validation split must be (see `check_split`)."""
     if split not in SPLITS:
         raise ConfigError(f"--split={split} is not valid; valid values: {', '.join(SPLITS)}")
+    from mpl_tf.data import sources  # it imports TensorFlow: after the quiet import above
+
     data = sources.load(config)
     if split == "val":
         check_split(data, run, saved_model or model_dir)
@@ -136,54 +137,55 @@ def check_split(data, run, what):
                           "from its config.json")
 
 
-def run_directory(cli):
+def run_directory(values):
     """The run being evaluated: --model_dir, or the run directory an exported --saved_model
     sits in (RUN/export/saved_model, with RUN/config.json), else None."""
-    if cli.model_dir:
-        return cli.model_dir
-    run = os.path.dirname(os.path.dirname(os.path.abspath(cli.saved_model)))
+    if values.model_dir:
+        return values.model_dir
+    run = os.path.dirname(os.path.dirname(os.path.abspath(values.saved_model)))
     return run if os.path.exists(os.path.join(run, "config.json")) else None
 
 
-def _config(cli, run):
+def _config(values, run):
     """The data config: the run's own (overridden by flags given explicitly) or the flags'."""
-    given = config_lib.Config.from_flags(cli)
+    given = config_lib.Config.from_flags(values)
     if not run:
         return given
     overrides = {field.name: getattr(given, field.name) for field in dataclasses.fields(given)
-                 if field.name != "model_dir" and cli[field.name].present}
+                 if field.name != "model_dir" and values[field.name].present}
     return config_lib.Config.from_json(os.path.join(run, "config.json")).replace(**overrides)
 
 
 def main(argv):
-    """Evaluates and prints the JSON (and writes --output); user errors: one line, exit 2."""
-    cli = flags.FlagValues()
+    """Evaluates and prints the JSON (and writes --output); a failure is one line on stderr
+    and exit status 2 (`cli.run`)."""
+    values = flags.FlagValues()
     flags.DEFINE_string("saved_model", None, "An exported DIR/export/saved_model to evaluate "
-                        "instead of --model_dir.", flag_values=cli)
-    flags.DEFINE_enum("split", "test", SPLITS, "Which split to evaluate.", flag_values=cli)
-    flags.DEFINE_string("output", None, "Also write the JSON here.", flag_values=cli)
-    cli.append_flag_values(flags.FLAGS)  # every training flag: data, --model_dir, batch size
+                        "instead of --model_dir.", flag_values=values)
+    flags.DEFINE_enum("split", "test", SPLITS, "Which split to evaluate.", flag_values=values)
+    flags.DEFINE_string("output", None, "Also write the JSON here.", flag_values=values)
+    values.append_flag_values(flags.FLAGS)  # every training flag: data, --model_dir, batch size
     for module, module_flags in flags.FLAGS.flags_by_module_dict().items():
         for flag in module_flags:  # listed by --helpfull under the module defining them
-            cli.register_flag_by_module(module, flag)
-    try:
-        parse_flags(cli, recipes.expand(argv), __doc__)
-        export.start_tensorflow_quietly()
-        if bool(cli.model_dir) == bool(cli.saved_model):
-            raise ConfigError("pass exactly one of --model_dir (a finished run) and "
-                              "--saved_model (an exported DIR/export/saved_model)")
-        if cli.model_dir:
-            export.check_finished(cli.model_dir)
-        run = run_directory(cli)
-        report = evaluate(_config(cli, run), cli.split, cli.model_dir, cli.saved_model, run)
-        if cli.output:
-            run_dir.write_json(cli.output, report)
-    except (flags.Error, ConfigError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        print(f"error: cannot write --output={cli.output}: {e.strerror}", file=sys.stderr)
-        return 2
+            values.register_flag_by_module(module, flag)
+    return cli.run(_evaluate, values, argv, __doc__, expand=recipes.expand, tensorflow=True)
+
+
+def _evaluate(values):
+    if bool(values.model_dir) == bool(values.saved_model):
+        raise ConfigError("pass exactly one of --model_dir (a finished run) and "
+                          "--saved_model (an exported DIR/export/saved_model)")
+    if values.model_dir:
+        exporting.check_finished(values.model_dir)
+    run = run_directory(values)
+    report = evaluate(_config(values, run), values.split, values.model_dir, values.saved_model,
+                      run)
+    if values.output:
+        try:
+            run_dir.write_json(values.output, report)
+        except OSError as e:
+            raise UnwritableOutput(f"cannot write --output={values.output}: {e.strerror}"
+                                   ) from None
     print(json.dumps(report, indent=2, sort_keys=True))
     return 0
 

@@ -21,18 +21,19 @@ flags.DEFINE_bool("overwrite", False, "Replace a finished run in --model_dir.")
 
 
 def _start_tensorflow(config):
-    """Imports TensorFlow and creates the strategy (before any other TensorFlow work, as
-    multi-worker collectives require). TensorFlow's C++ start-up notices reach stderr before
-    any log setting applies; they are silenced so an error is still the only line on stderr."""
-    with cli.stderr_silenced():
+    """Creates the strategy as TensorFlow's first work, as multi-worker collectives require,
+    with its start-up notices kept off stderr (`cli.start_tensorflow`)."""
+
+    def strategy():
         from mpl_tf import distribute
 
-        strategy = distribute.strategy(config.strategy, config.tpu,
-                                         config.multi_worker_timeout)
-        distribute.check_batch_sizes(strategy, config.labeled_batch_size,
+        created = distribute.strategy(config.strategy, config.tpu, config.multi_worker_timeout)
+        distribute.check_batch_sizes(created, config.labeled_batch_size,
                                      config.global_unlabeled_batch_size)
-        distribute.check_jit(strategy, config.jit_compile)
-        return strategy
+        distribute.check_jit(created, config.jit_compile)
+        return created
+
+    return cli.start_tensorflow(strategy)
 
 
 def _config_from_flags():
@@ -56,8 +57,10 @@ def _config_from_flags():
 
 
 def main(argv):
+    """Trains; what stops it is one line on stderr and an exit status (`cli.run`), and a Ctrl-C
+    outside training (where nothing is saved) too."""
     try:
-        return _main(argv)
+        return cli.run(_main, flags.FLAGS, argv, __doc__, expand=recipes.expand)
     except KeyboardInterrupt:  # before training, or a second Ctrl-C during it
         print("interrupted: stopped without saving; rerunning the same command resumes from "
               "the last checkpoint, if any", file=sys.stderr)
@@ -66,43 +69,23 @@ def main(argv):
         run_lock.release_all()
 
 
-def _main(argv):
-    try:
-        cli.parse_flags(flags.FLAGS, recipes.expand(argv), __doc__)
-        config = _config_from_flags()
-        strategy = _start_tensorflow(config)
-        from mpl_tf.data import sources
+def _main(values):
+    config = _config_from_flags()
+    strategy = _start_tensorflow(config)
+    from mpl_tf.data import sources
 
-        from mpl_tf import distribute, models
+    from mpl_tf import distribute, models
 
-        data = sources.load(config)
-        models.check_input_shape(config.model, data.input_shape)
-        if distribute.is_chief(strategy):  # other workers write to a temporary directory
-            run_dir.prepare(config, overwrite=flags.FLAGS.overwrite)
-    except (flags.Error, config_lib.ConfigError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    data = sources.load(config)
+    models.check_input_shape(config.model, data.input_shape)
+    if distribute.is_chief(strategy):  # other workers write to a temporary directory
+        run_dir.prepare(config, overwrite=values.overwrite)
 
-    from mpl_tf import faults, preemption, train
+    from mpl_tf import train
 
-    try:
+    with cli.machine_faults(config.model_dir):
         results = (train.finetune_run if config.mode == "finetune" else train.run)(
             config, data, strategy)
-    except config_lib.TrainingError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except preemption.Interrupted as e:
-        where = (f"saved a checkpoint at step {e.step} in {e.directory}" if e.step is not None
-                 else "its last checkpoint is kept")
-        print(f"stopped by {e}: {where}; rerun the same command to resume from there",
-              file=sys.stderr)
-        return 128 + e.signum
-    except Exception as e:  # noqa: BLE001 - a fault of the machine is one line, others raise
-        line = faults.describe(e, config.model_dir)
-        if line is None:
-            raise
-        print(f"error: {line}", file=sys.stderr)
-        return 1
     print(f"{results['method']} on {results['dataset']}: test accuracy "
           f"{results['test_accuracy']:.4f}, val accuracy {results['val_accuracy']:.4f}; "
           f"results in {os.path.join(config.model_dir, 'results.json')}")

@@ -22,10 +22,9 @@ import sys
 from absl import flags
 
 from mpl_tf import cli
-from mpl_tf import export
-from mpl_tf.cli import parse_flags
-from mpl_tf.config import ConfigError
-from mpl_tf.export import tf  # TensorFlow, imported quietly by export
+from mpl_tf.errors import ConfigError, UnreadableInput, UnwritableOutput
+
+tf = cli.import_tensorflow()
 
 EXTENSIONS = (".jpg", ".jpeg", ".png")
 
@@ -84,13 +83,13 @@ def _read(contents):
         except StopIteration:
             return
         except tf.errors.OpError as e:
-            raise ConfigError(f"cannot read an image file: {e.message.splitlines()[0]}"
-                              ) from None
+            raise UnreadableInput(f"cannot read an image file: {e.message.splitlines()[0]}"
+                                  ) from None
 
 
 def _classify(signature, folder, batch, contents):
-    """The signature's outputs for `batch`; a file that does not decode is named in a
-    ConfigError (found by trying the batch's files one at a time)."""
+    """The signature's outputs for `batch`; a file that does not decode is named in an
+    UnreadableInput (found by trying the batch's files one at a time)."""
     with cli.stderr_silenced():  # TensorFlow's runtime also logs the error there
         try:
             return signature(image_bytes=contents)
@@ -99,8 +98,8 @@ def _classify(signature, folder, batch, contents):
                 try:
                     signature(image_bytes=content[None])
                 except tf.errors.InvalidArgumentError:
-                    raise ConfigError(f"{os.path.join(folder, name)} is not a readable image"
-                                      ) from None
+                    raise UnreadableInput(f"{os.path.join(folder, name)} is not a readable "
+                                          "image") from None
             raise
 
 
@@ -154,35 +153,33 @@ def write_csv(path, batches, resume=False):
 
 
 def main(argv):
-    """Writes --output; user errors are one line on stderr and exit status 2."""
-    cli = flags.FlagValues()
+    """Writes --output; a failure is one line on stderr and exit status 2 (`cli.run`)."""
+    values = flags.FlagValues()
     flags.DEFINE_string("saved_model", None, "An exported DIR/export/saved_model.",
-                        flag_values=cli)
+                        flag_values=values)
     flags.DEFINE_string("images", None, "Folder of .jpg/.jpeg/.png images (searched "
-                        "recursively).", flag_values=cli)
-    flags.DEFINE_string("output", "predictions.csv", "CSV to write.", flag_values=cli)
-    flags.DEFINE_integer("batch_size", 64, "Images per call.", lower_bound=1, flag_values=cli)
+                        "recursively).", flag_values=values)
+    flags.DEFINE_string("output", "predictions.csv", "CSV to write.", flag_values=values)
+    flags.DEFINE_integer("batch_size", 64, "Images per call.", lower_bound=1,
+                         flag_values=values)
+    return cli.run(_predict, values, argv, __doc__, tensorflow=True)
+
+
+def _predict(values):
+    cli.require(values, "saved_model", "images")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(values.output))):
+        raise ConfigError(f"--output={values.output}: its directory does not exist")
+    signature = load_signature(values.saved_model)
+    files = image_files(values.images)
     try:
-        parse_flags(cli, argv, __doc__)
-        export.start_tensorflow_quietly()
-        if not cli.saved_model or not cli.images:
-            raise ConfigError("--saved_model and --images are required")
-        if not os.path.isdir(os.path.dirname(os.path.abspath(cli.output))):
-            raise ConfigError(f"--output={cli.output}: its directory does not exist")
-        signature = load_signature(cli.saved_model)
-        files = image_files(cli.images)
-        done = completed_rows(cli.output, files)
+        done = completed_rows(values.output, files)
         if done:
-            print(f"Resuming after the {done} predictions in {partial_path(cli.output)}")
-        written = write_csv(cli.output, predict(signature, cli.images, files[done:],
-                                                cli.batch_size), resume=done > 0)
-    except (flags.Error, ConfigError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # an unreadable image file or an unwritable --output
-        print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
-        return 2
-    print(f"{done + written} predictions written to {cli.output}")
+            print(f"Resuming after the {done} predictions in {partial_path(values.output)}")
+        written = write_csv(values.output, predict(signature, values.images, files[done:],
+                                                   values.batch_size), resume=done > 0)
+    except OSError as e:
+        raise UnwritableOutput(f"{e.filename}: {e.strerror}") from None
+    print(f"{done + written} predictions written to {values.output}")
     return 0
 
 

@@ -18,9 +18,9 @@ import kagglehub
 from absl import flags
 from kagglehub import config as kaggle_config
 
+from mpl_tf import cli
 from mpl_tf import model_card
-from mpl_tf.cli import parse_flags
-from mpl_tf.config import ConfigError
+from mpl_tf.errors import ConfigError, CredentialsError, UploadError
 
 HANDLE_FORMAT = "OWNER/MODEL/tensorFlow2/VARIATION"
 _OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -64,15 +64,15 @@ def model_directory(export_dir, variation):
 
 
 def check_credentials():
-    """Raises ConfigError, saying how to set them, when no Kaggle credentials are found."""
+    """Raises CredentialsError, saying how to set them, when no Kaggle credentials are found."""
     try:
         found = kaggle_config.get_kaggle_credentials()
     except ValueError as e:  # a malformed kaggle.json
-        raise ConfigError(f"Kaggle credentials are unreadable: {e}") from None
+        raise CredentialsError(f"Kaggle credentials are unreadable: {e}") from None
     if found is None:
-        raise ConfigError("no Kaggle credentials: set KAGGLE_USERNAME and KAGGLE_KEY (or "
-                          "KAGGLE_API_TOKEN), or save the kaggle.json from kaggle.com > "
-                          "Settings > API > Create New Token as ~/.kaggle/kaggle.json")
+        raise CredentialsError("no Kaggle credentials: set KAGGLE_USERNAME and KAGGLE_KEY (or "
+                               "KAGGLE_API_TOKEN), or save the kaggle.json from kaggle.com > "
+                               "Settings > API > Create New Token as ~/.kaggle/kaggle.json")
 
 
 def version_notes(directory):
@@ -85,37 +85,36 @@ def version_notes(directory):
 
 
 def publish(export_dir, handle):
-    """Uploads the SavedModel that `export_dir` and `handle` name; returns its directory."""
+    """Uploads the SavedModel that `export_dir` and `handle` name; returns its directory. A
+    refused or failed upload is an UploadError of one line."""
     directory = model_directory(export_dir, check_handle(handle))
     check_credentials()
-    kagglehub.model_upload(handle=handle, local_model_dir=directory,
-                           license_name=model_card.LICENSE, version_notes=version_notes(directory),
-                           ignore_patterns=METADATA_FILES)
+    notes = version_notes(directory)
+    try:
+        kagglehub.model_upload(handle=handle, local_model_dir=directory,
+                               license_name=model_card.LICENSE, version_notes=notes,
+                               ignore_patterns=METADATA_FILES)
+    except Exception as e:  # noqa: BLE001 - the network or Kaggle refused: say so in one line
+        reason = (str(e).strip().splitlines() or [""])[0]
+        raise UploadError(f"publishing {handle} failed: {type(e).__name__}: {reason}") from e
     return directory
 
 
 def main(argv):
-    """Uploads; bad flags or missing credentials are one line on stderr and exit status 2,
-    a failed upload one line and exit status 1."""
-    cli = flags.FlagValues()
+    """Uploads; a failure is one line on stderr (`cli.run`): bad flags or missing credentials
+    exit status 2, a failed upload 1."""
+    values = flags.FlagValues()
     flags.DEFINE_string("export_dir", None, "DIR/export/hub, or one of its variant "
-                        "directories.", flag_values=cli)
+                        "directories.", flag_values=values)
     flags.DEFINE_string("handle", None, f"Kaggle Models handle {HANDLE_FORMAT}.",
-                        flag_values=cli)
-    try:
-        parse_flags(cli, argv, __doc__)
-        if not cli.export_dir or not cli.handle:
-            raise ConfigError("--export_dir and --handle are required")
-        directory = publish(cli.export_dir, cli.handle)
-    except (flags.Error, ConfigError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except Exception as e:  # the network or Kaggle refused: say so in one line
-        reason = (str(e).strip().splitlines() or [""])[0]
-        print(f"error: publishing {cli.handle} failed: {type(e).__name__}: {reason}",
-              file=sys.stderr)
-        return 1
-    print(f"uploaded {directory} as {cli.handle}")
+                        flag_values=values)
+    return cli.run(_publish, values, argv, __doc__)
+
+
+def _publish(values):
+    cli.require(values, "export_dir", "handle")
+    directory = publish(values.export_dir, values.handle)
+    print(f"uploaded {directory} as {values.handle}")
     return 0
 
 

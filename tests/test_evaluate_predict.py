@@ -202,3 +202,18 @@ def test_a_streamed_folder_split_is_evaluated_batch_by_batch(image_run, tmp_path
     top1, top5 = expected_accuracies(network, tf.cast(images, tf.float32), labels.numpy())
     assert report["num_examples"] == 9 and report["top1_accuracy"] == pytest.approx(top1)
     assert report["top5_accuracy"] == pytest.approx(top5)
+
+
+def test_an_unwritable_output_is_one_line_and_status_2(image_run, tmp_path, capsys):
+    make_run(tmp_path / "moons", input_shape=(2,), num_classes=2, dataset="two_moons")
+    (tmp_path / "report.json").mkdir()  # a directory where the file should go
+    assert evaluate.main(["evaluate", f"--model_dir={tmp_path / 'moons'}",
+                          f"--output={tmp_path / 'report.json'}"]) == 2
+    assert capsys.readouterr().err == (f"error: cannot write --output={tmp_path / 'report.json'}"
+                                       ": Is a directory\n")
+    write_images(tmp_path / "images", 2)
+    (tmp_path / "preds.csv.partial").mkdir()
+    assert predict.main(["predict", f"--saved_model={image_run[0]}/export/saved_model",
+                         f"--images={tmp_path / 'images'}",
+                         f"--output={tmp_path / 'preds.csv'}"]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'preds.csv.partial'}: Is a directory\n"

@@ -3,6 +3,7 @@ predicts, TF Hub modules that load and fine-tune in tf_keras, a model card with 
 metrics, and refusals (existing export, unfinished run, failure midway) that leave no half
 export behind."""
 
+import errno
 import glob
 import json
 import os
@@ -16,6 +17,8 @@ import tensorflow as tf
 from export_testing import RESULTS, make_run
 
 from mpl_tf import export
+from mpl_tf import exporting
+from mpl_tf import run_dir
 from mpl_tf.config import ConfigError
 
 SAVED_MODEL_CLI = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
@@ -193,7 +196,7 @@ def test_model_card_holds_the_runs_real_metrics(rgb):
     with open(os.path.join(hub_dir, "model-metadata.json")) as f:
         model = json.load(f)
     assert model["description"] == card and model["licenseName"] == "Apache 2.0"
-    for variant in export.HUB_VARIANTS:
+    for variant in exporting.HUB_VARIANTS:
         with open(os.path.join(hub_dir, variant, "model-instance-metadata.json")) as f:
             instance = json.load(f)
         assert instance["instanceSlug"] == variant and instance["framework"] == "tensorFlow2"
@@ -252,7 +255,7 @@ def test_a_failure_midway_leaves_no_half_export(tmp_path, monkeypatch):
     def fail(*args):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(export, "write_hub_modules", fail)
+    monkeypatch.setattr(exporting, "write_hub_modules", fail)
     with pytest.raises(RuntimeError):
         export.export_run(str(tmp_path))
     assert sorted(os.listdir(tmp_path)) == ["config.json", "dataset_info.json", "model",
@@ -260,11 +263,46 @@ def test_a_failure_midway_leaves_no_half_export(tmp_path, monkeypatch):
     monkeypatch.undo()
     export.export_run(str(tmp_path))
     before = sorted(os.listdir(tmp_path / "export"))
-    monkeypatch.setattr(export, "write_hub_modules", fail)
+    monkeypatch.setattr(exporting, "write_hub_modules", fail)
     with pytest.raises(RuntimeError):
         export.export_run(str(tmp_path), overwrite=True)
     assert sorted(os.listdir(tmp_path / "export")) == before  # the old export is untouched
     assert not glob.glob(str(tmp_path / ".export-*"))
+
+
+def _files(directory):
+    """Every file below `directory`, by relative path, with its bytes."""
+    return {os.path.relpath(path, directory): open(path, "rb").read()
+            for path in glob.glob(os.path.join(directory, "**"), recursive=True)
+            if os.path.isfile(path)}
+
+
+@pytest.mark.parametrize("owner,name,call", [
+    (tf.saved_model, "save", 2),  # the first Hub module, after the serving SavedModel
+    (run_dir, "write_json", 2),  # a Kaggle metadata file of the Hub modules
+    (os, "rename", 2),  # the new export into place, once the old one is moved aside
+])
+def test_a_failed_replacement_leaves_the_previous_export_intact(tmp_path, monkeypatch, owner,
+                                                                name, call):
+    make_run(tmp_path)
+    export_dir = export.export_run(str(tmp_path))
+    before = _files(export_dir)
+    original, calls = getattr(owner, name), []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            raise OSError(errno.EIO, "simulated input/output error")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, failing)
+    with pytest.raises(OSError, match="simulated"):
+        export.export_run(str(tmp_path), overwrite=True)
+    monkeypatch.undo()
+    assert len(calls) >= call
+    assert _files(export_dir) == before
+    assert sorted(os.listdir(tmp_path)) == ["config.json", "dataset_info.json", "export",
+                                            "model", "results.json"]  # no temporary directory
 
 
 def test_export_run_raises_config_errors_for_callers(tmp_path):
@@ -283,7 +321,7 @@ def test_command_line_errors_are_one_line_on_stderr(tmp_path):
 
 def test_feature_network_ends_before_dropout_and_the_classifier(gray):
     network = gray[0]
-    features = export.feature_network(network)
+    features = exporting.feature_network(network)
     body = features.layers[-1]
     assert body.layers[-1].name == "head_pool"
     assert not any(isinstance(layer, (keras.layers.Dropout, keras.layers.Dense))

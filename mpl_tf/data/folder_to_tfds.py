@@ -21,8 +21,8 @@ import sys
 
 from absl import flags
 
-from mpl_tf.cli import stderr_silenced
-from mpl_tf.config import ConfigError
+from mpl_tf import cli
+from mpl_tf.errors import ConfigError
 
 VERSION = "1.0.0"
 SPLIT_NAMES = {"labeled": "train", "test": "test", "unlabeled": "unlabeled"}
@@ -67,35 +67,29 @@ def convert(root, name, data_dir, image_size=0, skip_corrupt_images=False):
 
 
 def main(argv):
-    """Converts; user errors are one line on stderr and exit status 2."""
-    cli = flags.FlagValues()
+    """Converts; a failure is one line on stderr and exit status 2 (`cli.run`)."""
+    values = flags.FlagValues()
     flags.DEFINE_string("folder", None, "Image folder in the folder:PATH layout.",
-                        flag_values=cli)
-    flags.DEFINE_string("name", None, "Name of the TFDS dataset to write.", flag_values=cli)
+                        flag_values=values)
+    flags.DEFINE_string("name", None, "Name of the TFDS dataset to write.", flag_values=values)
     flags.DEFINE_string("data_dir", os.path.expanduser("~/tensorflow_datasets"),
-                        "TFDS data directory to write it into.", flag_values=cli)
+                        "TFDS data directory to write it into.", flag_values=values)
     flags.DEFINE_integer("image_size", 0, "Resize the central square to this size; 0 keeps "
-                         "every image's own size.", lower_bound=0, flag_values=cli)
+                         "every image's own size.", lower_bound=0, flag_values=values)
     flags.DEFINE_bool("skip_corrupt_images", False, "Leave unreadable files out instead of "
-                      "failing.", flag_values=cli)
-    try:
-        cli(argv)
-        with stderr_silenced():  # TensorFlow's start-up notices
-            import tensorflow as tf
+                      "failing.", flag_values=values)
+    return cli.run(_convert, values, argv, __doc__, tensorflow=True)
 
-            tf.config.list_logical_devices()
-        if not cli.folder or not cli.name:
-            raise ConfigError("--folder and --name are required")
-        if not cli.name.isidentifier() or cli.name != cli.name.lower():
-            raise ConfigError(f"--name={cli.name} must be a lower-case Python identifier "
-                              "(TFDS dataset names are)")
-        if not os.path.isdir(cli.folder):
-            raise ConfigError(f"--folder={cli.folder} is not a directory")
-        directory = convert(cli.folder, cli.name, cli.data_dir, cli.image_size,
-                            cli.skip_corrupt_images)
-    except (flags.Error, ConfigError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+
+def _convert(values):
+    cli.require(values, "folder", "name")
+    if not values.name.isidentifier() or values.name != values.name.lower():
+        raise ConfigError(f"--name={values.name} must be a lower-case Python identifier "
+                          "(TFDS dataset names are)")
+    if not os.path.isdir(values.folder):
+        raise ConfigError(f"--folder={values.folder} is not a directory")
+    directory = convert(values.folder, values.name, values.data_dir, values.image_size,
+                        values.skip_corrupt_images)
     print(f"TFDS dataset written to {directory}")
     return 0
 
