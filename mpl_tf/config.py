@@ -400,11 +400,12 @@ def _check_registered(config):
     --extra_unlabeled needs a dataset with an extra split. The registries live with the code
     that builds them (mpl_tf/models, mpl_tf/data/sources.py, Keras), whose import loads
     TensorFlow; its start-up notices are kept off stderr."""
-    with cli.stderr_silenced():
-        import keras
+    cli.import_tensorflow()
+    import keras
 
-        from mpl_tf import models
-        from mpl_tf.data import sources
+    from mpl_tf import models
+    from mpl_tf.data import sources
+
     models.check_name(config.model)
     feedback_registry.check_config(config)
     sources.check_name(config.dataset)

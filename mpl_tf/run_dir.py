@@ -4,7 +4,7 @@ statistics), logs/{train,finetune} (TensorBoard), {train,finetune}_log.csv,
 checkpoints/{train,finetune} (finetune/settings.json: the finetuning flags its checkpoints are
 of), model/serving.weights.h5 (the network that is evaluated and
 served), results.json (written last, atomically, only when the run completes), export/
-(SavedModel and TF Hub modules, see export.py), figures, attempts.json (wall time per process,
+(SavedModel and TF Hub modules, see exporting.py), figures, attempts.json (wall time per process,
 see attempts.py) and, while a process writes it, .lock (see run_lock.py). Nothing in it holds a
 path that is followed, so it can be copied or moved."""
 

@@ -19,6 +19,7 @@ import folder_testing
 from mpl_tf import checkpoints
 from mpl_tf.config import Config, ConfigError
 from mpl_tf.data import decode, folder, folder_scan, pipeline, sources
+from mpl_tf.errors import UnreadableInput
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -71,7 +72,7 @@ def _with_bad_files(root):
 
 def test_the_scan_names_the_first_bad_files_and_counts_them(tmp_path):
     root = _with_bad_files(str(tmp_path / "data"))
-    with pytest.raises(ConfigError) as error:
+    with pytest.raises(UnreadableInput) as error:
         sources.load(Config(dataset=f"folder:{root}", num_labeled=6))
     message = str(error.value)
     assert "\n" not in message and "5 of 48 images are unreadable" in message

@@ -11,6 +11,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from mpl_tf.config import Config, ConfigError
+from mpl_tf.errors import UnreadableInput
 from mpl_tf.data import sources
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -110,14 +111,14 @@ def test_folder_with_test_dir_and_image_size(tmp_path):
     assert data.size("labeled") + data.size("unlabeled") - 4 + data.size("val") == 40
 
 
-@pytest.mark.parametrize("setup,message", [
-    ("empty", "no images in"),
-    ("one_class", "needs at least 2 classes"),
-    ("missing", "is not a directory"),
-    ("corrupt", "1 of 41 images are unreadable"),
-    ("sizes", "set --image_size"),
+@pytest.mark.parametrize("setup,message,error_class", [
+    ("empty", "no images in", ConfigError),
+    ("one_class", "needs at least 2 classes", ConfigError),
+    ("missing", "is not a directory", ConfigError),
+    ("corrupt", "1 of 41 images are unreadable", UnreadableInput),
+    ("sizes", "set --image_size", ConfigError),
 ])
-def test_bad_folders_fail_in_one_line(tmp_path, setup, message):
+def test_bad_folders_fail_in_one_line(tmp_path, setup, message, error_class):
     root = str(tmp_path / "data")
     if setup == "empty":
         os.makedirs(os.path.join(root, "labeled", "cat"))
@@ -130,7 +131,7 @@ def test_bad_folders_fail_in_one_line(tmp_path, setup, message):
     elif setup == "sizes":
         make_folder(root)
         write_images(os.path.join(root, "labeled", "dog", "big"), 1, 10, size=(20, 16))
-    with pytest.raises(ConfigError) as error:
+    with pytest.raises(error_class) as error:
         sources.load(Config(dataset=f"folder:{root}", num_labeled=4))
     assert message in str(error.value) and "\n" not in str(error.value)
     if setup == "corrupt":

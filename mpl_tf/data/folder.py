@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from mpl_tf.config import ConfigError
+from mpl_tf.errors import ConfigError, UnreadableInput
 from mpl_tf.data import decode
 from mpl_tf.data import examples as examples_lib
 from mpl_tf.data import folder_scan
@@ -96,8 +96,8 @@ def plan(config, root):
     skipped = check_readable(scan, paths, config, where)
     for part, indices in parts.items():
         if len(indices) and not scan.readable[indices].any():
-            raise ConfigError(f"{where}: none of the {len(indices)} images under "
-                              f"{os.path.join(root, part)} could be read")
+            raise UnreadableInput(f"{where}: none of the {len(indices)} images under "
+                                  f"{os.path.join(root, part)} could be read")
     labeled_idx, test_idx, extra_idx = (parts[p][scan.readable[parts[p]]]
                                         for p in ("labeled", "test", "unlabeled"))
     if not len(parts["test"]):
@@ -151,7 +151,7 @@ def _examples(indices, labels, load_file, shape):
 
 def check_readable(scan, paths, config, where):
     """The number of unreadable files: 0, or with --skip_corrupt_images their count (after a
-    warning); else a ConfigError naming the first few."""
+    warning); else UnreadableInput naming the first few."""
     bad = np.flatnonzero(~scan.readable)
     if not len(bad):
         return 0
@@ -160,7 +160,7 @@ def check_readable(scan, paths, config, where):
     more = f"; and {len(bad) - NAMED_BAD_FILES} more" if len(bad) > NAMED_BAD_FILES else ""
     what = f"{len(bad)} of {len(paths)} images are unreadable ({named}{more})"
     if not config.skip_corrupt_images:
-        raise ConfigError(f"{where}: {what}; fix or remove them, or pass "
+        raise UnreadableInput(f"{where}: {what}; fix or remove them, or pass "
                           "--skip_corrupt_images to skip them")
     logging.warning("%s: skipping them (--skip_corrupt_images): %s", where, what)
     return len(bad)
