@@ -32,8 +32,7 @@ def run(config, data, strategy=None):
 
     Under multi-worker training only the chief writes model_dir; the other workers run the
     same program and write to a temporary directory."""
-    strategy = strategy or distribute.strategy(config.strategy, config.tpu,
-                                                 config.multi_worker_timeout)
+    strategy = strategy or _strategy(config)
     resume_dir = config.model_dir
     if not distribute.is_chief(strategy):
         config = config.replace(model_dir=tempfile.mkdtemp(prefix="mpl_tf_worker_"))
@@ -85,10 +84,7 @@ def _run(config, data, strategy, resume_dir, clock):
     if config.finetune_steps:
         run_dir.save_weights(config.model_dir, served, run_dir.TRAINED_WEIGHTS)
         served = _finetune_into(results, config, data, strategy, served, clock)
-    run_dir.save_weights(config.model_dir, served)
-    results.update(clock.results())
-    _finish(config.model_dir, results)
-    return results
+    return _finish(config.model_dir, served, results, clock)
 
 
 # The served network's labeled training loss, per method (what divergence is judged on).
@@ -106,8 +102,7 @@ def _divergence(config, data, val_accuracy):
 def finetune_run(config, data, strategy=None):
     """--mode=finetune: finetunes the served network of the finished run in model_dir (as it
     was before any earlier finetuning) and updates its results.json (before and after)."""
-    strategy = strategy or distribute.strategy(config.strategy, config.tpu,
-                                                 config.multi_worker_timeout)
+    strategy = strategy or _strategy(config)
     results = run_dir.read_json(os.path.join(config.model_dir, "results.json"))
     with strategy.scope():
         network = build_model(config, data.input_shape, data.num_classes, "supervised",
@@ -126,10 +121,7 @@ def finetune_run(config, data, strategy=None):
     with attempts.Clock(config.model_dir, "finetune",
                         before=results.get("wall_seconds", 0)) as clock:
         served = _finetune_into(results, config, data, strategy, network, clock)
-    run_dir.save_weights(config.model_dir, served)
-    results.update(clock.results())
-    _finish(config.model_dir, results)
-    return results
+    return _finish(config.model_dir, served, results, clock)
 
 
 _FINETUNING_SETTINGS = "settings.json"  # in checkpoints/finetune: what its checkpoints are of
@@ -155,10 +147,17 @@ def _load(network, model_dir):
     return network
 
 
-def _finish(model_dir, results):
-    """Writes results.json, then the export (its model card reads results.json); if the export
-    fails, the previous results.json (or none) is put back, so the run does not look finished
-    without its export."""
+def _strategy(config):
+    return distribute.strategy(config.strategy, config.tpu, config.multi_worker_timeout)
+
+
+def _finish(model_dir, served, results, clock):
+    """Saves the `served` network, then writes `results` with the `clock`'s times as
+    results.json, then the export (its model card reads results.json); if the export fails,
+    the previous results.json (or none) is put back, so the run does not look finished
+    without its export. Returns `results`."""
+    run_dir.save_weights(model_dir, served)
+    results.update(clock.results())
     path = os.path.join(model_dir, "results.json")
     previous = run_dir.read_json(path) if os.path.exists(path) else None
     run_dir.write_json(path, results)
@@ -170,6 +169,7 @@ def _finish(model_dir, results):
         else:
             run_dir.write_json(path, previous)
         raise
+    return results
 
 
 def _finetune_into(results, config, data, strategy, network, clock):
