@@ -27,8 +27,8 @@ from absl import flags
 from benchmarks import ablation
 from mpl_tf import loop
 from mpl_tf import run_dir
+from mpl_tf.building import build_model
 from mpl_tf.data import pipeline, sources
-from mpl_tf.train import build_model
 
 RECIPE = "flags/digits.cfg"
 

@@ -1,5 +1,9 @@
-"""What the three methods' Keras models share: metric trackers, the EMA of the trained
-network, and the non-finite guard."""
+"""The Keras base class of the trained models (`ClassifierTrainer`: MetaPseudoLabels, UDA,
+Supervised) and what their train steps share: metric trackers, the EMA of the trained network,
+and the non-finite guard.
+
+Not the run (`train.py` orchestrates one) nor the step loop (`loop.py` drives the steps).
+"""
 
 import keras
 import tensorflow as tf

@@ -4,8 +4,8 @@ import numpy as np
 import tensorflow as tf
 
 from mpl_tf import loop
+from mpl_tf.building import build_model
 from mpl_tf.config import Config
-from mpl_tf.train import build_model
 
 NUM_CLASSES = 3
 INPUT_SHAPE = (2,)

@@ -20,7 +20,7 @@ def shard(global_batch, pipeline, num_pipelines):
 def main(out_path):
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     from mpl_tf import loop
-    from mpl_tf.train import build_model
+    from mpl_tf.building import build_model
     from mpl_testing import INPUT_SHAPE, NUM_CLASSES, batch, distributed_step_config
 
     config = distributed_step_config()

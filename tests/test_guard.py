@@ -69,7 +69,7 @@ def test_fit_stops_after_too_many_nonfinite_steps_in_a_row():
 
 
 def test_a_rejected_step_restores_batch_norm_statistics_of_both_networks():
-    from mpl_tf.train import build_model
+    from mpl_tf.building import build_model
 
     config = tiny_config(model="cnn", labeled_batch_size=2, unlabeled_batch_size=4)
     model = build_model(config, (8, 8, 1), 3)

@@ -10,10 +10,10 @@ import pytest
 import tensorflow as tf
 
 from mpl_tf import models
+from mpl_tf.building import build_model
 from mpl_tf.config import Config, ConfigError
 from mpl_tf.models import leaf_layers
 from mpl_tf.models.layers import FusedBatchNormalization
-from mpl_tf.train import build_model
 
 # Every registered convolutional network: a new one must be given a typical input here.
 CONV_MODELS = tuple(name for name, entry in models.NETWORKS.items() if entry.min_image_size)

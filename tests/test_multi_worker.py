@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from mpl_tf import loop
-from mpl_tf.train import build_model
+from mpl_tf.building import build_model
 from mpl_testing import INPUT_SHAPE, NUM_CLASSES, batch, distributed_step_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -7,10 +7,10 @@ import pytest
 import tensorflow as tf
 
 from mpl_tf import checkpoints, models
+from mpl_tf.building import build_model
 from mpl_tf.distribute import tf_variable
 from mpl_tf.config import Config, ConfigError
 from mpl_tf.precision import LossScale
-from mpl_tf.train import build_model
 from mpl_testing import (INPUT_SHAPE, NUM_CLASSES, batch, run_fit, tiny_config,
                          two_cpu_mirrored_strategy)
 

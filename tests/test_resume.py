@@ -15,8 +15,9 @@ import tensorflow as tf
 
 from mpl_tf import checkpoints
 from mpl_tf import run_dir
+from mpl_tf.building import build_model
 from mpl_tf.config import Config, ConfigError
-from mpl_tf.train import SelectOnValidation, build_model, selection_path
+from mpl_tf.selection import SelectOnValidation, selection_path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMMAND = [sys.executable, "-m", "mpl_tf.main", "--flagfile=flags/two_moons.cfg",

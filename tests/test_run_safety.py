@@ -25,9 +25,9 @@ from mpl_tf import export
 from mpl_tf import preemption
 from mpl_tf import run_dir
 from mpl_tf import run_lock
+from mpl_tf.building import build_model
 from mpl_tf.config import Config, ConfigError, TrainingError
 from mpl_tf.data import sources
-from mpl_tf.train import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Two Moons, supervised (no control network to train for the figure), 500 steps.
