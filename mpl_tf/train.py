@@ -17,7 +17,7 @@ from mpl_tf import attempts
 from mpl_tf import checkpoints
 from mpl_tf import config as config_lib
 from mpl_tf import distribute
-from mpl_tf import export
+from mpl_tf import exporting
 from mpl_tf import faults
 from mpl_tf import run_dir
 from mpl_tf import supervised_control
@@ -162,7 +162,7 @@ def _finish(model_dir, served, results, clock):
     previous = run_dir.read_json(path) if os.path.exists(path) else None
     run_dir.write_json(path, results)
     try:
-        export.export_run(model_dir, overwrite=True)
+        exporting.export_run(model_dir, overwrite=True)
     except BaseException:
         if previous is None:
             os.remove(path)
