@@ -24,8 +24,8 @@ __version__ = "0.1.0"
 # Public name -> (module, attribute in it; None for the module itself).
 _API = {
     "MetaPseudoLabels": ("mpl_tf.mpl", "MetaPseudoLabels"),
-    "UDA": ("mpl_tf.baselines", "UDA"),
-    "Supervised": ("mpl_tf.baselines", "Supervised"),
+    "UDA": ("mpl_tf.controls", "UDA"),
+    "Supervised": ("mpl_tf.controls", "Supervised"),
     "Config": ("mpl_tf.config", "Config"),
     "ConfigError": ("mpl_tf.config", "ConfigError"),
     "LABEL_TYPES": ("mpl_tf.pseudo_labels", "NAMES"),

@@ -10,7 +10,7 @@ from mpl_tf import feedback
 from mpl_tf import models
 from mpl_tf import optim
 from mpl_tf import precision
-from mpl_tf.baselines import UDA, Supervised
+from mpl_tf.controls import UDA, Supervised
 from mpl_tf.mpl import MetaPseudoLabels
 
 

@@ -69,7 +69,7 @@ def test_uda_consistency_and_the_ramp_enter_the_teacher_loss():
 
 
 @pytest.mark.parametrize("method", ["supervised", "uda"])
-def test_baselines_train_their_one_network(method):
+def test_controls_train_their_one_network(method):
     config = tiny_config(uda_weight=1.0, uda_threshold=0.0)
     model = build(config, method=method)
     data = batch(config)
