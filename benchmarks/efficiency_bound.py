@@ -148,9 +148,7 @@ class KernelBatchNormLeakyReLU(FusedBatchNormalization):
         # Tensors, not variables: the gradient then flows through the variables' reads.
         y, mean, variance = self._fused(inputs, tf.convert_to_tensor(self.gamma),
                                         tf.convert_to_tensor(self.beta))
-        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-        self.moving_variance.assign(
-            self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        self.update_moving_statistics(mean, variance)
         return y
 
     def _fused(self, x, gamma, beta):

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ import tensorflow as tf
 from PIL import Image, ImageOps
 
 import folder_testing
+from command_testing import assert_same_checkpoints, signal_when
 from mpl_tf import checkpoints
 from mpl_tf.config import Config, ConfigError
 from mpl_tf.data import decode, folder, folder_scan, pipeline, sources
@@ -246,14 +246,8 @@ def test_a_folder_run_killed_with_9_resumes_exactly_from_the_cache(tmp_path):
                           text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     cached = _command(root, interrupted, f"--cache_dir={tmp_path / 'cache'}")
-    process = subprocess.Popen(cached, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
     first = os.path.join(checkpoints.directory(interrupted, "train"), "ckpt-10.index")
-    deadline = time.time() + 900  # TensorFlow alone can take a minute to start on a busy machine
-    while not os.path.exists(first) and time.time() < deadline and process.poll() is None:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    signal_when(cached, first, signal.SIGKILL, env=env)
     assert not (interrupted / "results.json").exists(), "killed too late: the run had finished"
     assert os.path.exists(first), "killed before the first checkpoint"
     resumed = subprocess.run(cached, cwd=REPO, env=env, capture_output=True, text=True,
@@ -261,16 +255,7 @@ def test_a_folder_run_killed_with_9_resumes_exactly_from_the_cache(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Resuming train from step" in resumed.stdout
     assert "(cache: " in resumed.stdout
-    values = []
-    for run in (whole, interrupted):
-        reader = tf.train.load_checkpoint(
-            os.path.join(checkpoints.directory(run, "train"), "ckpt-60"))
-        values.append({n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()
-                       if "trainer" in n})
-    assert values[0].keys() == values[1].keys() and len(values[0]) > 10
-    for name in values[0]:
-        np.testing.assert_allclose(values[0][name], values[1][name], rtol=0, atol=1e-6,
-                                   err_msg=name)
+    assert_same_checkpoints(whole, interrupted, "train", 60, more_than=10)
     recorded = json.loads((interrupted / "labeled_indices.json").read_text())
     assert len(recorded["ids"]) == 6 and len(recorded["val_ids"]) == 2
 

@@ -9,11 +9,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
-import numpy as np
 import pytest
 import tensorflow as tf
+from command_testing import assert_same_checkpoints, signal_when
 from command_testing import main_in_process as run_main
 
 from mpl_tf import checkpoints
@@ -28,24 +27,11 @@ COMMAND = [sys.executable, "-m", "mpl_tf.main", "--flagfile=flags/two_moons.cfg"
 ENV = {**os.environ, "TF_DETERMINISTIC_OPS": "1"}
 
 
-def _final_values(model_dir, step=1000):
-    reader = tf.train.load_checkpoint(
-        os.path.join(checkpoints.directory(model_dir, "train"), f"ckpt-{step}"))
-    return {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()
-            if "trainer" in n}
-
-
 def _interrupt(model_dir, signum):
     """Starts the run, sends `signum` once its first checkpoint exists; returns the process."""
-    process = subprocess.Popen([*COMMAND, f"--model_dir={model_dir}"], cwd=REPO, env=ENV,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = os.path.join(checkpoints.directory(model_dir, "train"), "ckpt-250.index")
-    deadline = time.time() + 300
-    while not os.path.exists(first) and time.time() < deadline and process.poll() is None:
-        time.sleep(0.02)
-    process.send_signal(signum)
-    process.stdout_text, process.stderr_text = process.communicate(timeout=300)
-    return process
+    return signal_when([*COMMAND, f"--model_dir={model_dir}"], first, signum, env=ENV,
+                       capture=True)
 
 
 def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes_there_exactly(tmp_path):
@@ -69,10 +55,7 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes_there_exactly(tmp_path
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"Resuming train from step {step}" in resumed.stdout
-    a, b = _final_values(whole), _final_values(stopped)
-    assert a.keys() == b.keys() and len(a) > 5
-    for name in a:
-        np.testing.assert_allclose(a[name], b[name], rtol=0, atol=1e-6, err_msg=name)
+    assert_same_checkpoints(whole, stopped, "train", 1000, more_than=5)
     results = json.loads((stopped / "results.json").read_text())
     assert len(results["wall_seconds_per_attempt"]) == 2
     assert results["wall_seconds"] == pytest.approx(sum(results["wall_seconds_per_attempt"]))

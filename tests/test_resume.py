@@ -7,11 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from command_testing import assert_same_checkpoints, signal_when
 
 from mpl_tf import checkpoints
 from mpl_tf import run_dir
@@ -31,34 +31,18 @@ def _run(model_dir):
                           capture_output=True, text=True, timeout=600)
 
 
-def _checkpoint_values(model_dir, step):
-    reader = tf.train.load_checkpoint(
-        os.path.join(checkpoints.directory(model_dir, "train"), f"ckpt-{step}"))
-    names = [n for n in reader.get_variable_to_shape_map() if "trainer" in n]
-    return {n: reader.get_tensor(n) for n in names}
-
-
 def test_kill_9_and_rerun_equals_an_uninterrupted_run(tmp_path):
     whole, interrupted = tmp_path / "whole", tmp_path / "interrupted"
     assert _run(whole).returncode == 0
 
-    process = subprocess.Popen([*COMMAND, f"--model_dir={interrupted}"], cwd=REPO, env=ENV,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first = os.path.join(checkpoints.directory(interrupted, "train"), "ckpt-1000.index")
-    deadline = time.time() + 300
-    while not os.path.exists(first) and time.time() < deadline and process.poll() is None:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    signal_when([*COMMAND, f"--model_dir={interrupted}"], first, signal.SIGKILL, env=ENV)
     assert not (interrupted / "results.json").exists(), "killed too late: the run had finished"
 
     resumed = _run(interrupted)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Resuming train from step" in resumed.stdout
-    a, b = _checkpoint_values(whole, 3000), _checkpoint_values(interrupted, 3000)
-    assert a.keys() == b.keys() and len(a) > 10
-    for name in a:
-        np.testing.assert_allclose(a[name], b[name], rtol=0, atol=1e-6, err_msg=name)
+    assert_same_checkpoints(whole, interrupted, "train", 3000, more_than=10)
     assert (whole / "model" / "serving.weights.h5").read_bytes() != b""
     # Selection saw the epochs before the kill too (this run's best is the first, at step 500,
     # before the resume at 1000): same epoch, same weights, same accuracies.

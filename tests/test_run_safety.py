@@ -16,6 +16,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+from command_testing import assert_same_checkpoints
 from command_testing import main_in_process as run_main
 from export_testing import make_run
 
@@ -120,13 +121,6 @@ def _sigterm_at_second_poll(monkeypatch):
     monkeypatch.setattr(preemption, "requested", requested)
 
 
-def _finetuned_values(model_dir, step):
-    reader = tf.train.load_checkpoint(
-        os.path.join(checkpoints.directory(model_dir, "finetune"), f"ckpt-{step}"))
-    return {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()
-            if "trainer" in n}
-
-
 @pytest.mark.parametrize("refinetune", [False, True], ids=["first", "with_overwrite"])
 def test_a_preempted_finetuning_resumes_where_it_stopped(
         trained, finished, tmp_path, capsys, monkeypatch, refinetune):
@@ -150,10 +144,7 @@ def test_a_preempted_finetuning_resumes_where_it_stopped(
 
     assert run_main(f"--model_dir={stopped}", *command) == 0
     assert "Resuming finetune from step 40" in capsys.readouterr().out
-    a, b = _finetuned_values(whole, 60), _finetuned_values(stopped, 60)
-    assert a.keys() == b.keys() and len(a) > 5
-    for name in a:
-        np.testing.assert_allclose(a[name], b[name], rtol=0, atol=1e-6, err_msg=name)
+    assert_same_checkpoints(whole, stopped, "finetune", 60, more_than=5)
     results = json.loads((stopped / "results.json").read_text())
     assert (results["finetune_steps"], results["finetune_lr"]) == (60, 0.02)
     assert results["test_accuracy"] == json.loads((whole / "results.json").read_text())[

@@ -85,10 +85,14 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         # The kernel returns the unbiased variance; Keras averages the biased one.
         count = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), variance.dtype)
         variance = variance * (count - 1.0) / count
+        self.update_moving_statistics(mean, variance)
+        return y
+
+    def update_moving_statistics(self, mean, variance):
+        """Moves the moving mean and (biased) variance towards a batch's, as Keras' BN does."""
         self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
         self.moving_variance.assign(
             self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
-        return y
 
 
 def batch_norm_layer(momentum, epsilon, fused, dtype):
