@@ -14,7 +14,7 @@ import sys
 from absl import flags
 
 from mpl_tf import cli
-from mpl_tf.exporting import export_run  # what training calls too, as export.export_run
+from mpl_tf.exporting import export_run
 
 
 def main(argv):

@@ -29,7 +29,7 @@ def rgb(tmp_path_factory):
     """An MLP on 8x8 RGB images, 4 classes, exported."""
     model_dir = str(tmp_path_factory.mktemp("rgb"))
     network = make_run(model_dir)
-    return network, export.export_run(model_dir)
+    return network, exporting.export_run(model_dir)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def gray(tmp_path_factory):
     model_dir = str(tmp_path_factory.mktemp("gray"))
     network = make_run(model_dir, model="cnn", input_shape=(8, 8, 1), num_classes=10,
                        dropout_rate=0.3)
-    return network, export.export_run(model_dir)
+    return network, exporting.export_run(model_dir)
 
 
 def images(shape, seed=0):
@@ -207,7 +207,7 @@ def test_model_card_holds_the_runs_real_metrics(rgb):
 
 def test_non_image_run_exports_a_features_signature(tmp_path):
     network = make_run(tmp_path, input_shape=(2,), num_classes=2, dataset="two_moons")
-    export_dir = export.export_run(str(tmp_path))
+    export_dir = exporting.export_run(str(tmp_path))
     module = serving(export_dir)
     assert set(module.signatures) == {"serving_default"}
     function = module.signatures["serving_default"]
@@ -257,15 +257,15 @@ def test_a_failure_midway_leaves_no_half_export(tmp_path, monkeypatch):
 
     monkeypatch.setattr(exporting, "write_hub_modules", fail)
     with pytest.raises(RuntimeError):
-        export.export_run(str(tmp_path))
+        exporting.export_run(str(tmp_path))
     assert sorted(os.listdir(tmp_path)) == ["config.json", "dataset_info.json", "model",
                                             "results.json"]
     monkeypatch.undo()
-    export.export_run(str(tmp_path))
+    exporting.export_run(str(tmp_path))
     before = sorted(os.listdir(tmp_path / "export"))
     monkeypatch.setattr(exporting, "write_hub_modules", fail)
     with pytest.raises(RuntimeError):
-        export.export_run(str(tmp_path), overwrite=True)
+        exporting.export_run(str(tmp_path), overwrite=True)
     assert sorted(os.listdir(tmp_path / "export")) == before  # the old export is untouched
     assert not glob.glob(str(tmp_path / ".export-*"))
 
@@ -285,7 +285,7 @@ def _files(directory):
 def test_a_failed_replacement_leaves_the_previous_export_intact(tmp_path, monkeypatch, owner,
                                                                 name, call):
     make_run(tmp_path)
-    export_dir = export.export_run(str(tmp_path))
+    export_dir = exporting.export_run(str(tmp_path))
     before = _files(export_dir)
     original, calls = getattr(owner, name), []
 
@@ -297,7 +297,7 @@ def test_a_failed_replacement_leaves_the_previous_export_intact(tmp_path, monkey
 
     monkeypatch.setattr(owner, name, failing)
     with pytest.raises(OSError, match="simulated"):
-        export.export_run(str(tmp_path), overwrite=True)
+        exporting.export_run(str(tmp_path), overwrite=True)
     monkeypatch.undo()
     assert len(calls) >= call
     assert _files(export_dir) == before
@@ -307,7 +307,7 @@ def test_a_failed_replacement_leaves_the_previous_export_intact(tmp_path, monkey
 
 def test_export_run_raises_config_errors_for_callers(tmp_path):
     with pytest.raises(ConfigError, match="no finished run"):
-        export.export_run(str(tmp_path))
+        exporting.export_run(str(tmp_path))
 
 
 def test_command_line_errors_are_one_line_on_stderr(tmp_path):

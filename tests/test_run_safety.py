@@ -22,7 +22,7 @@ from export_testing import make_run
 
 from mpl_tf import checkpoints
 from mpl_tf import evaluate
-from mpl_tf import export
+from mpl_tf import exporting
 from mpl_tf import preemption
 from mpl_tf import run_dir
 from mpl_tf import run_lock
@@ -262,7 +262,7 @@ def digits_run(tmp_path):
                        {"dataset": "digits", "split_seed": 7,
                         "indices": data.labeled_indices.tolist(), "ids": [],
                         "val_indices": data.val_indices.tolist()})
-    export.export_run(str(model_dir))
+    exporting.export_run(str(model_dir))
     return model_dir, network, data
 
 
