@@ -45,6 +45,7 @@ def bad_values(name, spec, a_file):
         yield [f"--{name}=a,b"], "type"
         yield [f"--{name}=nan"], "non-finite"
         yield [f"--{name}=0,8"], "below its range"
+        yield [f"--{name}={','.join(['4'] * (spec.high + 1))}"], "too many widths"
         yield [f"--{name}="], "empty"
     elif spec.kind == "path":
         yield [f"--{name}={a_file}"], "a file, not a directory"
