@@ -290,12 +290,17 @@ class Config:
 
     @classmethod
     def from_flagfile(cls, path, **overrides):
-        """The config a flagfile (a recipe) describes, with `overrides`, validated; read with
-        flags of its own, so the process's flags are left alone."""
+        """The config a flagfile (a recipe) describes, with `overrides`, validated."""
+        return cls.from_args([f"--flagfile={path}"]).replace(**overrides).validate()
+
+    @classmethod
+    def from_args(cls, args):
+        """The config command-line flags `args` give (not validated); read with flags of its
+        own, so the process's flags are left alone."""
         flag_values = flags.FlagValues()
         define_flags(flag_values)
-        flag_values(["recipe", f"--flagfile={path}"])
-        return cls.from_flags(flag_values).replace(**overrides).validate()
+        flag_values(["mpl_tf", *args])
+        return cls.from_flags(flag_values)
 
     @classmethod
     def from_json(cls, path):

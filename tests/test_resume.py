@@ -15,6 +15,7 @@ from command_testing import assert_same_checkpoints, signal_when
 
 from mpl_tf import checkpoints
 from mpl_tf import run_dir
+from mpl_tf import run_lock
 from mpl_tf.building import build_model
 from mpl_tf.config import Config, ConfigError
 from mpl_tf.selection import SelectOnValidation, selection_path
@@ -98,10 +99,11 @@ def test_selection_state_is_saved_restored_and_pruned_with_the_checkpoints(tmp_p
 def test_a_different_config_refuses_to_resume(tmp_path):
     model_dir = tmp_path / "run"
     (model_dir / "checkpoints").mkdir(parents=True)
-    first = subprocess.run([*COMMAND, f"--model_dir={model_dir}", "--train_steps=500"], cwd=REPO,
-                           capture_output=True, text=True, timeout=600)
-    assert first.returncode == 0
-    (model_dir / "results.json").unlink()
+    # The directory a stopped run of the command with --train_steps=500 leaves.
+    flagfile = f"--flagfile={os.path.join(REPO, 'flags', 'two_moons.cfg')}"
+    run_dir.prepare(Config.from_args([flagfile, *COMMAND[4:], f"--model_dir={model_dir}",
+                                      "--train_steps=500"]).validate())
+    run_lock.release(str(model_dir))
     again = subprocess.run([*COMMAND, f"--model_dir={model_dir}", "--train_steps=1000",
                             "--teacher_lr=0.5"], cwd=REPO, capture_output=True, text=True)
     assert again.returncode == 2
