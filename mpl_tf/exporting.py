@@ -1,22 +1,13 @@
 """Exporting a finished run for serving and reuse (the library; `mpl_tf/export.py` is its
 command, `python -m mpl_tf.export --model_dir=DIR`, and training calls `export_run` too).
 
-DIR/export/saved_model, for TF Serving, has the preprocessing inside. For image data:
-  serving_default    images       uint8 [N, H, W, 3], any H and W
-  serve_image_bytes  image_bytes  string [N], encoded JPEG/PNG (also GIF, BMP, WebP)
-  serve_float        images       float32 [N, h, w, c], the training layout, 0-255 scale
-Images are resized (antialiased) to cover the training size h x w and centre-cropped, the way
-folder datasets are prepared; a network trained on one channel (grayscale) sees the mean of R,
-G and B, which is exact for gray images stored as RGB. Non-image data (input shape of rank 1,
-e.g. two_moons) gets only `serving_default` = `serve_float`, taking float32 `features` [N, D].
-Every signature returns `probabilities` [N, K] and `top_k_classes`, `top_k_probabilities`,
-`top_k_class_names` [N, k], k = min(5, K). Inputs are declared with unknown shape and checked
-inside, so a wrong rank, channel count or size, or an empty batch, is an InvalidArgumentError
-naming the expected shape rather than a failure to bind the call.
-
-DIR/export/hub/{classification,feature-vector} are TF Hub reusable SavedModels
-(`__call__(inputs, training)`, float32 RGB images in [0, 1] of the training size, returning
-logits or the features before the classifier), with MODEL_CARD.md and Kaggle Models metadata.
+DIR/export/saved_model (for TF Serving, with the preprocessing inside) and
+DIR/export/hub/{classification,feature-vector} (TF Hub reusable SavedModels, with MODEL_CARD.md
+and Kaggle Models metadata) follow the contract the README states once ("Serve it": the
+signatures, their inputs and outputs); each run's model card restates it with the run's sizes.
+Inputs are declared with unknown shape and checked inside, so a wrong rank, channel count or
+size, or an empty batch, is an InvalidArgumentError naming the expected shape rather than a
+failure to bind the call.
 
 Everything is written to a temporary directory first and renamed into place, so a failed export
 leaves either the old export or none, never half of one.
