@@ -64,7 +64,8 @@ def test_uda_consistency_and_the_ramp_enter_the_teacher_loss():
     model.reset_metrics()
     second = model.train_step(data)  # step 1 of 4: weight 2 * 1/4
     expected = float(second["teacher_supervised"]) + 0.5 * float(second["teacher_uda"])
-    assert float(second["teacher_loss"]) == pytest.approx(expected, rel=1e-9)
+    # The logs are float32 metrics (of float64 losses): equal to within their rounding.
+    assert float(second["teacher_loss"]) == pytest.approx(expected, rel=3e-7)
     assert float(second["uda_mask_ratio"]) == 1.0
 
 
