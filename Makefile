@@ -5,6 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed-requirements
 SEEDS ?= 0 1 2 3 4
+# Processes `make test` runs the test files in (pytest-xdist; 0: all in this one process). Each
+# file stays in one process, so its module fixtures are built once.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test bazel_test two_moons_table digits_table precision_table speed torch_reference \
 	fused_bn_act folder_benchmark
@@ -19,7 +22,7 @@ demo: $(INSTALLED)
 	@echo "Results: runs/demo/results.json  Figure: runs/demo/decision_boundary.png"
 
 test: $(INSTALLED)
-	$(PY) -m pytest -q tests --durations=25
+	$(PY) -m pytest -q tests -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 # The same test files under Bazel, offline: Debian's bazel-bootstrap (4.2.3; installed with
 # apt-get, as root, when there is no bazel) reads WORKSPACE, whose Python toolchain is .venv's.

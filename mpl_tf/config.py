@@ -390,9 +390,6 @@ class Config:
         if self.ema_start_step and not self.ema_decay:
             raise ConfigError(f"--ema_start_step={self.ema_start_step} needs --ema_decay > 0 "
                               "(there is no EMA to start)")
-        if self.cache_dir and not self.dataset.startswith("folder:"):
-            raise ConfigError(f"--cache_dir applies to --dataset=folder:PATH only (got "
-                              f"--dataset={self.dataset})")
 
 
 def _default(name):
@@ -414,6 +411,9 @@ def _check_registered(config):
     models.check_name(config.model)
     feedback_registry.check_config(config)
     sources.check_name(config.dataset)
+    if config.cache_dir and sources.folder_root(config.dataset) is None:
+        raise ConfigError(f"--cache_dir applies to --dataset=folder:PATH only (got "
+                          f"--dataset={config.dataset})")
     if config.extra_unlabeled and not sources.has_extra_split(config.dataset):
         raise ConfigError(f"--extra_unlabeled: --dataset={config.dataset} has no extra split "
                           "(svhn_cropped has)")

@@ -31,6 +31,7 @@ from mpl_tf.errors import ConfigError, UnreadableInput
 from mpl_tf.data import decode
 from mpl_tf.data import examples as examples_lib
 from mpl_tf.data import folder_scan
+from mpl_tf.data import sources
 from mpl_tf.data import split_plan
 from mpl_tf.data.split_data import SplitData
 
@@ -64,7 +65,7 @@ class FolderPlan:
 
 def load(config):
     """SplitData for the folder --dataset=folder:ROOT names."""
-    root = config.dataset.split(":", 1)[1]
+    root = sources.folder_root(config.dataset)
     cut = plan(config, root)
     scan, size = cut.scan, config.image_size
     load_file = scan.loader(cut.paths, size)
@@ -75,7 +76,7 @@ def load(config):
                for name, indices in cut.splits.items()}
     train_labels = cut.labels[cut.train]
     return SplitData(
-        name=f"folder:{root}", num_classes=len(cut.classes), input_shape=cut.image_shape,
+        name=sources.folder_dataset(root), num_classes=len(cut.classes), input_shape=cut.image_shape,
         labeled_images=None, labeled_labels=train_labels[cut.plan.labeled],
         labeled_indices=cut.plan.labeled, unlabeled_images=None, unlabeled_labels=None,
         val_images=None, val_labels=None, test_images=None, test_labels=None,
@@ -87,7 +88,7 @@ def load(config):
 
 def plan(config, root):
     """Lists and scans the folder and cuts it: the `FolderPlan` that `load` streams."""
-    where = f"--dataset=folder:{root}"
+    where = f"--dataset={sources.folder_dataset(root)}"
     classes, parts, paths, labels = listing(root, where)
     start = time.time()
     scan = folder_scan.scan(root, paths, config.image_size, config.cache_dir)

@@ -34,10 +34,10 @@ def convert(root, name, data_dir, image_size=0, skip_corrupt_images=False):
     import tensorflow_datasets as tfds
 
     from mpl_tf.config import Config
-    from mpl_tf.data import folder, folder_scan
+    from mpl_tf.data import folder, folder_scan, sources
 
     where = f"--folder={root}"
-    config = Config(dataset=f"folder:{root}", image_size=image_size,
+    config = Config(dataset=sources.folder_dataset(root), image_size=image_size,
                     skip_corrupt_images=skip_corrupt_images)
     classes, parts, paths, labels = folder.listing(root, where)
     scan = folder_scan.scan(root, paths, image_size)

@@ -40,10 +40,20 @@ def load(config):
 
 def check_name(name):
     """Raises ConfigError unless `name` is a registered dataset or folder:PATH."""
-    if name.startswith(FOLDER_PREFIX) and len(name) > len(FOLDER_PREFIX):
+    if folder_root(name):
         return
     if name not in _MODULES:
         raise ConfigError(f"--dataset={name} is not valid; valid values: {', '.join(DATASETS)}")
+
+
+def folder_root(name):
+    """The PATH of a folder:PATH dataset name; None for any other name."""
+    return name[len(FOLDER_PREFIX):] if name.startswith(FOLDER_PREFIX) else None
+
+
+def folder_dataset(root):
+    """The --dataset name of the image folder at `root`."""
+    return f"{FOLDER_PREFIX}{root}"
 
 
 def has_extra_split(name):
@@ -53,5 +63,5 @@ def has_extra_split(name):
 
 
 def _module(name):
-    module = "folder" if name.startswith(FOLDER_PREFIX) else _MODULES[name]
+    module = "folder" if folder_root(name) is not None else _MODULES[name]
     return importlib.import_module(f"mpl_tf.data.{module}")
