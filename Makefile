@@ -1,4 +1,4 @@
-# make demo: one Two Moons run (about a minute on 2 CPU cores); make test: the test suite.
+# make demo: one Two Moons run (about 3 minutes on 2 CPU cores); make test: the test suite.
 # Both create .venv and install requirements.txt on first use.
 PYTHON ?= python3
 VENV := .venv
