@@ -17,6 +17,7 @@ from absl import flags
 from mpl_tf import cli
 from mpl_tf import feedback as feedback_registry
 from mpl_tf import pseudo_labels
+from mpl_tf.data import sources
 from mpl_tf.errors import ConfigError, TrainingError  # noqa: F401 (re-exported)
 
 METHODS = ("mpl", "uda", "supervised")
@@ -390,6 +391,9 @@ class Config:
         if self.ema_start_step and not self.ema_decay:
             raise ConfigError(f"--ema_start_step={self.ema_start_step} needs --ema_decay > 0 "
                               "(there is no EMA to start)")
+        if self.cache_dir and sources.folder_root(self.dataset) is None:
+            raise ConfigError(f"--cache_dir applies to --dataset=folder:PATH only (got "
+                              f"--dataset={self.dataset})")
 
 
 def _default(name):
@@ -406,14 +410,10 @@ def _check_registered(config):
     import keras
 
     from mpl_tf import models
-    from mpl_tf.data import sources
 
     models.check_name(config.model)
     feedback_registry.check_config(config)
     sources.check_name(config.dataset)
-    if config.cache_dir and sources.folder_root(config.dataset) is None:
-        raise ConfigError(f"--cache_dir applies to --dataset=folder:PATH only (got "
-                          f"--dataset={config.dataset})")
     if config.extra_unlabeled and not sources.has_extra_split(config.dataset):
         raise ConfigError(f"--extra_unlabeled: --dataset={config.dataset} has no extra split "
                           "(svhn_cropped has)")

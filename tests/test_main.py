@@ -96,7 +96,8 @@ def test_finetuning_after_training_and_on_demand(tmp_path):
     model_dir = tmp_path / "run"
     done = run_main("--flagfile=flags/two_moons.cfg", f"--model_dir={model_dir}",
                     "--method=supervised", "--train_steps=500", "--log_every=500",
-                    "--ema_decay=0.99", "--finetune_steps=100", "--finetune_lr=0.01", "--finetune_batch_size=12")
+                    "--ema_decay=0.99", "--finetune_steps=100", "--finetune_lr=0.01",
+                    "--finetune_batch_size=12")
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((model_dir / "results.json").read_text())
     for key in ("val_accuracy_before_finetune", "test_accuracy_before_finetune",

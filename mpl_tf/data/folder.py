@@ -76,8 +76,8 @@ def load(config):
                for name, indices in cut.splits.items()}
     train_labels = cut.labels[cut.train]
     return SplitData(
-        name=sources.folder_dataset(root), num_classes=len(cut.classes), input_shape=cut.image_shape,
-        labeled_images=None, labeled_labels=train_labels[cut.plan.labeled],
+        name=sources.folder_dataset(root), num_classes=len(cut.classes),
+        input_shape=cut.image_shape, labeled_images=None, labeled_labels=train_labels[cut.plan.labeled],
         labeled_indices=cut.plan.labeled, unlabeled_images=None, unlabeled_labels=None,
         val_images=None, val_labels=None, test_images=None, test_labels=None,
         view="resized_crop" if cut.image_shape[0] >= RESIZED_CROP_FROM else "flip_pad_crop",

@@ -15,7 +15,7 @@ Names are known without importing TensorFlow: the flags are checked before it is
 
 import importlib
 
-from mpl_tf.config import ConfigError
+from mpl_tf.errors import ConfigError
 
 # --dataset name: module in mpl_tf.data
 _MODULES = {
@@ -40,15 +40,17 @@ def load(config):
 
 def check_name(name):
     """Raises ConfigError unless `name` is a registered dataset or folder:PATH."""
-    if folder_root(name):
+    if folder_root(name) is not None:
         return
     if name not in _MODULES:
         raise ConfigError(f"--dataset={name} is not valid; valid values: {', '.join(DATASETS)}")
 
 
 def folder_root(name):
-    """The PATH of a folder:PATH dataset name; None for any other name."""
-    return name[len(FOLDER_PREFIX):] if name.startswith(FOLDER_PREFIX) else None
+    """The PATH of a folder:PATH dataset name; None for any other name (and for "folder:")."""
+    if not name.startswith(FOLDER_PREFIX):
+        return None
+    return name[len(FOLDER_PREFIX):] or None
 
 
 def folder_dataset(root):
