@@ -52,6 +52,7 @@ class MetaPseudoLabels(ClassifierTrainer):
         self.student = student
         self.config = config
         self.estimator = feedback.build(config.feedback, config.feedback_sign)
+        self.pseudo_labeler = pseudo_labels.labeler(config.label_type)
         self.forwards = FORWARDS[config.feedback_forwards]
         self.feedback_baseline = self.add_weight(
             shape=(), initializer="zeros", trainable=False, name="feedback_baseline",
@@ -86,8 +87,7 @@ class MetaPseudoLabels(ClassifierTrainer):
         with tf.GradientTape(persistent=True) as teacher_tape:
             objective = teacher_objective(self.teacher, x_l, y_l, x_uw, x_us, step, cfg)
             t_us = objective.strong_logits
-            targets = pseudo_labels.targets(t_us, cfg.label_type,
-                                            pseudo_labels.step_seed(cfg.seed, step))
+            targets = self.pseudo_labeler(t_us, pseudo_labels.step_seed(cfg.seed, step))
             if not estimator.records_student_step:
                 targets = tf.stop_gradient(targets)
 

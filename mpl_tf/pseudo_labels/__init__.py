@@ -17,12 +17,12 @@ _MODULES = {
 NAMES = tuple(_MODULES)
 
 
-def targets(teacher_logits, label_type, seed):
-    """Target distributions of `label_type` for `teacher_logits`. `seed` is a shape-[2] int
-    tensor for stateless sampling (see `step_seed`), so a resumed or replayed step draws the
-    same labels."""
-    module = importlib.import_module(f"mpl_tf.pseudo_labels.{_MODULES[label_type]}")
-    return module.targets(teacher_logits, seed)
+def labeler(label_type):
+    """The `targets(teacher_logits, seed)` function of `label_type`: target distributions for
+    `teacher_logits`, where `seed` is a shape-[2] int tensor for stateless sampling (see
+    `step_seed`), so a resumed or replayed step draws the same labels. Looked up once, when the
+    model is built: an import inside the traced step is something AutoGraph warns about."""
+    return importlib.import_module(f"mpl_tf.pseudo_labels.{_MODULES[label_type]}").targets
 
 
 def step_seed(seed, step):
