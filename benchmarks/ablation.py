@@ -13,7 +13,7 @@ import numpy as np
 from absl import flags
 
 from mpl_tf import config as config_lib
-from mpl_tf import run_dir
+from mpl_tf.durable import run_dir
 
 # The rows every table has: the two controls, then MPL with the feedback off and with each
 # estimator (exact needs soft labels and has no baseline to subtract).
@@ -44,7 +44,7 @@ def run_variants(base, variants, seeds, runs_dir):
     A table run that was stopped picks up where it was: a run already finished with exactly
     this config is read back, one stopped midway resumes from its checkpoints, and any other
     directory is started over."""
-    from mpl_tf import train
+    from mpl_tf.run import orchestrate
     from mpl_tf.data import sources
 
     results = {}
@@ -59,7 +59,7 @@ def run_variants(base, variants, seeds, runs_dir):
                 result = run_dir.read_json(finished)
             else:
                 run_dir.prepare(config, overwrite=not same)
-                result = train.run(config, sources.load(config))
+                result = orchestrate.run(config, sources.load(config))
             results.setdefault(name, []).append(result)
             print(f"{name} seed {seed}: test {result['test_accuracy']:.4f}", flush=True)
     return results

@@ -35,11 +35,12 @@ from absl import app, flags
 from benchmarks.step_benchmark import (IMAGE_SHAPE, NUM_CLASSES, CIFAR_MEAN, CIFAR_STD,
                                        MPL_CONFIG, SUPERVISED_CONFIG, batches, interleaved,
                                        machine, matmul_call, matmul_gflops, step_flops, timing)
-from mpl_tf import models, run_dir
-from mpl_tf.building import assemble, build_model
+from mpl_tf import models
+from mpl_tf.durable import run_dir
+from mpl_tf.method.build import assemble, build_model
 from mpl_tf.models import leaf_layers
 from mpl_tf.models.layers import LEAKY_SLOPE, FusedBatchNormalization
-from mpl_tf.mpl import MetaPseudoLabels
+from mpl_tf.method.mpl import MetaPseudoLabels
 
 # --repeats comes with step_benchmark's flags.
 flags.DEFINE_string("bound_out", "benchmarks/results/efficiency_bound",

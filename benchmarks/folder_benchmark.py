@@ -37,7 +37,7 @@ import time
 import numpy as np
 from absl import app, flags
 
-from mpl_tf import run_dir  # (light: TensorFlow is imported by the functions that need it, so
+from mpl_tf.durable import run_dir  # (light: TensorFlow is imported by the functions that need it, so
 #                            the spawned JPEG writers start fast)
 
 flags.DEFINE_list("sizes", ["1000", "10000", "50000"], "Folder sizes (images) to run.")

@@ -25,7 +25,7 @@ tf.config.threading.set_inter_op_parallelism_threads(1)  # before the runtime st
 from absl import flags  # noqa: E402
 
 from benchmarks import step_benchmark as bench  # noqa: E402
-from mpl_tf import run_dir  # noqa: E402
+from mpl_tf.durable import run_dir  # noqa: E402
 
 flags.DEFINE_integer("steps", 3, "Profiled steps per precision (after 3 warm-up steps).")
 flags.DEFINE_string("profile_out", "benchmarks/results/op_profile", "Output path, no extension.")

@@ -67,7 +67,7 @@ def pipeline_rate(config, data, seconds):
 
 def step_seconds(config, data, repeats):
     """Median seconds of one MPL train_step on WRN-28-2 (after tracing and one warm-up)."""
-    from mpl_tf.building import build_model
+    from mpl_tf.method.build import build_model
 
     keras.utils.set_random_seed(0)
     strategy = tf.distribute.get_strategy()

@@ -25,9 +25,9 @@ import tensorflow as tf
 from absl import flags
 
 from benchmarks import ablation
-from mpl_tf import loop
-from mpl_tf import run_dir
-from mpl_tf.building import build_model
+from mpl_tf.run import loop
+from mpl_tf.durable import run_dir
+from mpl_tf.method.build import build_model
 from mpl_tf.data import pipeline, sources
 
 RECIPE = "flags/digits.cfg"

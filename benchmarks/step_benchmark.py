@@ -29,11 +29,11 @@ import tensorflow as tf
 from absl import app, flags
 
 from benchmarks import recipe
-from mpl_tf import losses
-from mpl_tf import run_dir
-from mpl_tf.building import build_model
+from mpl_tf.method import losses
+from mpl_tf.durable import run_dir
+from mpl_tf.method.build import build_model
 from mpl_tf.models import leaf_layers
-from mpl_tf.teacher_objective import teacher_objective
+from mpl_tf.method.teacher_objective import teacher_objective
 
 flags.DEFINE_integer("repeats", 5, "Timed rounds (medians and minima are reported).")
 flags.DEFINE_integer("warmup", 1, "Untimed calls after the first (tracing, compiling) call.")

@@ -10,7 +10,7 @@ The library API (stable: these names keep their meaning across releases; README 
     sgd, MomentumSGD, learning_rate          the optimizers the train steps need, and schedules
     training_batches      tf.data batches ((x_l, y_l), (x_u_weak, x_u_strong, y_u)) from arrays
     losses, feedback      the loss functions and the teacher's feedback estimators (packages:
-                          feedback.build(name) makes one; mpl_tf/feedback/base.py is the
+                          feedback.build(name) makes one; mpl_tf/method/feedback/base.py is the
                           interface of a new one)
 
 Names resolve on first use (PEP 562), so `import mpl_tf` and the commands' `--help` do not
@@ -23,21 +23,21 @@ __version__ = "0.1.0"
 
 # Public name -> (module, attribute in it; None for the module itself).
 _API = {
-    "MetaPseudoLabels": ("mpl_tf.mpl", "MetaPseudoLabels"),
-    "UDA": ("mpl_tf.controls", "UDA"),
-    "Supervised": ("mpl_tf.controls", "Supervised"),
+    "MetaPseudoLabels": ("mpl_tf.method.mpl", "MetaPseudoLabels"),
+    "UDA": ("mpl_tf.method.controls", "UDA"),
+    "Supervised": ("mpl_tf.method.controls", "Supervised"),
     "Config": ("mpl_tf.config", "Config"),
     "ConfigError": ("mpl_tf.config", "ConfigError"),
-    "LABEL_TYPES": ("mpl_tf.pseudo_labels", "NAMES"),
-    "FEEDBACKS": ("mpl_tf.feedback", "NAMES"),
+    "LABEL_TYPES": ("mpl_tf.method.pseudo_labels", "NAMES"),
+    "FEEDBACKS": ("mpl_tf.method.feedback", "NAMES"),
     "FEEDBACK_SIGNS": ("mpl_tf.config", "FEEDBACK_SIGNS"),
     "make_config": ("mpl_tf.library", "make_config"),
     "sgd": ("mpl_tf.library", "sgd"),
     "training_batches": ("mpl_tf.library", "training_batches"),
-    "MomentumSGD": ("mpl_tf.optim", "MomentumSGD"),
-    "learning_rate": ("mpl_tf.optim", "learning_rate"),
-    "losses": ("mpl_tf.losses", None),
-    "feedback": ("mpl_tf.feedback", None),
+    "MomentumSGD": ("mpl_tf.method.optim", "MomentumSGD"),
+    "learning_rate": ("mpl_tf.method.optim", "learning_rate"),
+    "losses": ("mpl_tf.method.losses", None),
+    "feedback": ("mpl_tf.method.feedback", None),
 }
 
 __all__ = ["__version__", *_API]

@@ -11,7 +11,7 @@ import sys
 from absl import flags
 
 from mpl_tf import errors
-from mpl_tf import preemption
+from mpl_tf.durable import preemption
 
 
 _real_stderr = []  # the saved descriptor 2 while it is silenced
@@ -151,7 +151,7 @@ def machine_faults(model_dir):
     except errors.CommandError:
         raise
     except Exception as e:  # noqa: BLE001 - only the faults `describe` knows are turned
-        from mpl_tf import faults  # imports TensorFlow, which a fault here has loaded already
+        from mpl_tf.durable import faults  # imports TensorFlow, which a fault here has loaded already
 
         line = faults.describe(e, model_dir)
         if line is None:

@@ -15,8 +15,8 @@ import os
 from absl import flags
 
 from mpl_tf import cli
-from mpl_tf import feedback as feedback_registry
-from mpl_tf import pseudo_labels
+from mpl_tf.method import feedback as feedback_registry
+from mpl_tf.method import pseudo_labels
 from mpl_tf.data import sources
 from mpl_tf.errors import ConfigError, TrainingError  # noqa: F401 (re-exported)
 

@@ -25,9 +25,9 @@ from absl import flags
 
 from mpl_tf import cli
 from mpl_tf import config as config_lib
-from mpl_tf import exporting
+from mpl_tf.serving import export
 from mpl_tf import recipes
-from mpl_tf import run_dir
+from mpl_tf.durable import run_dir
 from mpl_tf.errors import ConfigError, UnwritableOutput
 
 tf = cli.import_tensorflow()
@@ -60,7 +60,7 @@ def batch_accuracies(probabilities_fn, batches):
 
 def run_probabilities(model_dir):
     """The served network of the finished run in `model_dir`, as numpy -> probabilities."""
-    network = exporting.load_run(model_dir).network
+    network = export.load_run(model_dir).network
     return lambda images: tf.nn.softmax(network(images, training=False)).numpy()
 
 
@@ -176,7 +176,7 @@ def _evaluate(values):
         raise ConfigError("pass exactly one of --model_dir (a finished run) and "
                           "--saved_model (an exported DIR/export/saved_model)")
     if values.model_dir:
-        exporting.check_finished(values.model_dir)
+        export.check_finished(values.model_dir)
     run = run_directory(values)
     report = evaluate(_config(values, run), values.split, values.model_dir, values.saved_model,
                       run)

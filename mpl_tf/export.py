@@ -4,7 +4,7 @@
 
 (installed: `mpl-tf-export`). Writes DIR/export: saved_model/, a TF Serving SavedModel with the
 preprocessing inside, and hub/, TF Hub modules (classification, feature-vector) with the model
-card and Kaggle Models metadata (see mpl_tf/exporting.py). A failed export leaves the old one,
+card and Kaggle Models metadata (see mpl_tf/serving/export.py). A failed export leaves the old one,
 or none, never half of one.
 """
 
@@ -14,7 +14,7 @@ import sys
 from absl import flags
 
 from mpl_tf import cli
-from mpl_tf.exporting import export_run
+from mpl_tf.serving.export import export_run
 
 
 def main(argv):

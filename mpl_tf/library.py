@@ -13,9 +13,9 @@ import functools
 
 import tensorflow as tf
 
-from mpl_tf import optim
+from mpl_tf.method import optim
 from mpl_tf.config import Config
-from mpl_tf.seeds import stream_seed
+from mpl_tf.durable.seeds import stream_seed
 
 UNKNOWN_LABEL = -1  # a hidden unlabeled label that is not known (only logged, never trained on)
 SHUFFLE_WINDOW = 10_000  # examples shuffled at a time when there are more (or unknown many)

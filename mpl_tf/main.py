@@ -14,8 +14,8 @@ from absl import flags
 from mpl_tf import cli
 from mpl_tf import config as config_lib
 from mpl_tf import recipes
-from mpl_tf import run_dir
-from mpl_tf import run_lock
+from mpl_tf.durable import run_dir
+from mpl_tf.durable import lock
 
 flags.DEFINE_bool("overwrite", False, "Replace a finished run in --model_dir.")
 
@@ -25,12 +25,12 @@ def _start_tensorflow(config):
     with its start-up notices kept off stderr (`cli.start_tensorflow`)."""
 
     def strategy():
-        from mpl_tf import distribute
+        from mpl_tf.durable import strategies
 
-        created = distribute.strategy(config.strategy, config.tpu, config.multi_worker_timeout)
-        distribute.check_batch_sizes(created, config.labeled_batch_size,
+        created = strategies.strategy(config.strategy, config.tpu, config.multi_worker_timeout)
+        strategies.check_batch_sizes(created, config.labeled_batch_size,
                                      config.global_unlabeled_batch_size)
-        distribute.check_jit(created, config.jit_compile)
+        strategies.check_jit(created, config.jit_compile)
         return created
 
     return cli.start_tensorflow(strategy)
@@ -66,7 +66,7 @@ def main(argv):
               "the last checkpoint, if any", file=sys.stderr)
         return 130
     finally:
-        run_lock.release_all()
+        lock.release_all()
 
 
 def _main(values):
@@ -74,17 +74,19 @@ def _main(values):
     strategy = _start_tensorflow(config)
     from mpl_tf.data import sources
 
-    from mpl_tf import distribute, models
+    from mpl_tf.durable import strategies
+
+    from mpl_tf import models
 
     data = sources.load(config)
     models.check_input_shape(config.model, data.input_shape)
-    if distribute.is_chief(strategy):  # other workers write to a temporary directory
+    if strategies.is_chief(strategy):  # other workers write to a temporary directory
         run_dir.prepare(config, overwrite=values.overwrite)
 
-    from mpl_tf import train
+    from mpl_tf.run import orchestrate
 
     with cli.machine_faults(config.model_dir):
-        results = (train.finetune_run if config.mode == "finetune" else train.run)(
+        results = (orchestrate.finetune_run if config.mode == "finetune" else orchestrate.run)(
             config, data, strategy)
     print(f"{results['method']} on {results['dataset']}: test accuracy "
           f"{results['test_accuracy']:.4f}, val accuracy {results['val_accuracy']:.4f}; "

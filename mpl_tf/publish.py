@@ -19,7 +19,7 @@ from absl import flags
 from kagglehub import config as kaggle_config
 
 from mpl_tf import cli
-from mpl_tf import model_card
+from mpl_tf.serving import model_card
 from mpl_tf.errors import ConfigError, CredentialsError, UploadError
 
 HANDLE_FORMAT = "OWNER/MODEL/tensorFlow2/VARIATION"

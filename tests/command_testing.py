@@ -58,7 +58,7 @@ def assert_same_checkpoints(model_dir, other_dir, phase, step, more_than):
 def _trainer_values(model_dir, phase, step):
     import tensorflow as tf
 
-    from mpl_tf import checkpoints
+    from mpl_tf.durable import checkpoints
 
     reader = tf.train.load_checkpoint(
         os.path.join(checkpoints.directory(str(model_dir), phase), f"ckpt-{step}"))

@@ -5,7 +5,7 @@ import json
 import os
 
 from mpl_tf import models
-from mpl_tf import run_dir
+from mpl_tf.durable import run_dir
 from mpl_tf.config import Config
 
 RESULTS = {"dataset": "toy", "method": "mpl", "seed": 3, "split_seed": 7, "num_labeled": 40,

@@ -3,8 +3,8 @@
 import numpy as np
 import tensorflow as tf
 
-from mpl_tf import loop
-from mpl_tf.building import build_model
+from mpl_tf.run import loop
+from mpl_tf.method.build import build_model
 from mpl_tf.config import Config
 
 NUM_CLASSES = 3

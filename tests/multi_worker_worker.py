@@ -1,5 +1,5 @@
 """One worker of tests/test_multi_worker.py: 3 MPL steps under MultiWorkerMirroredStrategy
-(TF_CONFIG set by the test), driven by mpl_tf.loop; saves the final weights to argv[1]."""
+(TF_CONFIG set by the test), driven by mpl_tf.run.loop; saves the final weights to argv[1]."""
 
 import sys
 
@@ -19,8 +19,8 @@ def shard(global_batch, pipeline, num_pipelines):
 
 def main(out_path):
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    from mpl_tf import loop
-    from mpl_tf.building import build_model
+    from mpl_tf.run import loop
+    from mpl_tf.method.build import build_model
     from mpl_testing import INPUT_SHAPE, NUM_CLASSES, batch, distributed_step_config
 
     config = distributed_step_config()

@@ -11,12 +11,13 @@ from absl import flags
 
 from mpl_tf import cli
 from mpl_tf import errors
-from mpl_tf import evaluate, export, predict, preemption, publish
+from mpl_tf import evaluate, export, predict, publish
+from mpl_tf.durable import preemption
 from mpl_tf import main as main_lib
-from mpl_tf.data import folder_to_tfds
+from mpl_tf.data.folder import to_tfds
 
 COMMANDS = {"main": main_lib, "evaluate": evaluate, "predict": predict, "export": export,
-            "publish": publish, "folder_to_tfds": folder_to_tfds}
+            "publish": publish, "folder_to_tfds": to_tfds}
 KINDS = [(flags.Error("--x: bad"), 2), (errors.ConfigError("--x=1 must be > 1"), 2),
          (errors.CredentialsError("no credentials"), 2),
          (errors.UnreadableInput("a.png is not a readable image"), 2),
@@ -102,14 +103,14 @@ def test_other_errors_pass_machine_faults_unchanged(tmp_path, error):
 def test_a_full_disk_during_export_is_one_line_and_status_1(tmp_path, monkeypatch, capsys):
     from export_testing import make_run
 
-    from mpl_tf import exporting
+    from mpl_tf.serving import export as serving_export
 
     make_run(tmp_path)
 
     def full(*args):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(exporting, "write_serving_model", full)
+    monkeypatch.setattr(serving_export, "write_serving_model", full)
     assert export.main(["export", f"--model_dir={tmp_path}"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"error: the disk holding --model_dir="

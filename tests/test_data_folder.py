@@ -16,9 +16,10 @@ from PIL import Image, ImageOps
 
 import folder_testing
 from command_testing import assert_same_checkpoints, signal_when
-from mpl_tf import checkpoints
+from mpl_tf.durable import checkpoints
 from mpl_tf.config import Config, ConfigError
-from mpl_tf.data import decode, folder, folder_scan, pipeline, sources
+from mpl_tf.data.folder import decode, source, scan
+from mpl_tf.data import pipeline, sources
 from mpl_tf.errors import UnreadableInput
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,7 +29,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_split_is_the_one_the_in_memory_loader_chose(tmp_path, case):
     flags, layout = folder_testing.CASES[case]
     root = folder_testing.make(str(tmp_path / "data"), **layout)
-    cut = folder.plan(Config(dataset=f"folder:{root}", **flags), root)
+    cut = source.plan(Config(dataset=f"folder:{root}", **flags), root)
     before = folder_testing.recorded()[case]
     for split in ("labeled", "val", "test"):
         assert cut.ids(split) == before[split], split
@@ -46,7 +47,7 @@ def test_streams_are_uint8_files_with_paths_recorded(tmp_path):
     images, labels = next(iter(data.examples("test").dataset().batch(9)))
     assert images.dtype == tf.uint8 and images.shape == (9, 8, 8, 3)
     assert labels.numpy().tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
-    assert data.val_ids == tuple(folder.plan(config, root).ids("val")) and len(data.val_ids) == 2
+    assert data.val_ids == tuple(source.plan(config, root).ids("val")) and len(data.val_ids) == 2
     assert all(i.startswith(os.path.join("labeled", "")) for i in data.labeled_ids + data.val_ids)
     assert data.info()["skipped_corrupt_images"] == 0
 
@@ -172,7 +173,7 @@ def test_a_folder_of_mixed_formats_and_sizes_streams_at_image_size(tmp_path):
                 mode == "I;16") else image.convert(mode)
             _save(str(root / "labeled" / label / f"{i}.{ext}"), image)
     with pytest.raises(ConfigError, match="images differ in size.*set --image_size"):
-        folder.plan(Config(dataset=f"folder:{root}", num_labeled=2), str(root))
+        source.plan(Config(dataset=f"folder:{root}", num_labeled=2), str(root))
     config = Config(dataset=f"folder:{root}", num_labeled=2, image_size=16)
     data = sources.load(config)
     images = np.concatenate([x for x, _ in data.examples("unlabeled").dataset().batch(20)])
@@ -205,7 +206,7 @@ def test_the_cache_gives_the_same_batches_and_decodes_nothing_the_second_time(tm
     plain = _batches(sources.load(config), config)
     first = sources.load(cached)
     assert os.listdir(tmp_path / "cache") == [
-        os.path.basename(folder.plan(cached, root).scan.cache)]
+        os.path.basename(source.plan(cached, root).scan.cache)]
     monkeypatch.setattr(decode, "decode", lambda *a: (_ for _ in ()).throw(AssertionError))
     again = sources.load(cached)  # decode() would raise: everything comes from the cache
     for a, b in zip(tf.nest.flatten(plain), tf.nest.flatten(_batches(again, cached))):
@@ -219,14 +220,14 @@ def test_the_cache_gives_the_same_batches_and_decodes_nothing_the_second_time(tm
 
 def test_the_cache_key_covers_path_size_mtime_and_image_size(tmp_path):
     root = folder_testing.make(str(tmp_path / "data"))
-    paths = folder.plan(Config(dataset=f"folder:{root}", num_labeled=6), root).paths
-    key = folder_scan.fingerprint(root, paths, 0)
-    assert key == folder_scan.fingerprint(root, list(paths), 0)
-    assert key != folder_scan.fingerprint(root, paths, 16)
-    assert key != folder_scan.fingerprint(root, paths[:-1], 0)
+    paths = source.plan(Config(dataset=f"folder:{root}", num_labeled=6), root).paths
+    key = scan.fingerprint(root, paths, 0)
+    assert key == scan.fingerprint(root, list(paths), 0)
+    assert key != scan.fingerprint(root, paths, 16)
+    assert key != scan.fingerprint(root, paths[:-1], 0)
     with open(paths[0], "ab") as f:
         f.write(b"\0")
-    assert key != folder_scan.fingerprint(root, paths, 0)
+    assert key != scan.fingerprint(root, paths, 0)
 
 
 # --- resume after kill -9 ---------------------------------------------------------------------
@@ -265,15 +266,15 @@ def test_a_folder_run_killed_with_9_resumes_exactly_from_the_cache(tmp_path):
 def test_folder_to_tfds_writes_a_dataset_tfds_reads_back(tmp_path, capsys):
     import tensorflow_datasets as tfds
 
-    from mpl_tf.data import folder_to_tfds
+    from mpl_tf.data.folder import to_tfds
 
     root = folder_testing.make(str(tmp_path / "data"), test=True, corrupt=True)
     command = ["folder_to_tfds", f"--folder={root}", "--name=my_pets",
                f"--data_dir={tmp_path / 'tfds'}", "--image_size=6"]
-    assert folder_to_tfds.main(command) == 2
+    assert to_tfds.main(command) == 2
     assert "1 of 43 images are unreadable" in capsys.readouterr().err
     assert not (tmp_path / "tfds" / "my_pets").exists()
-    assert folder_to_tfds.main([*command, "--skip_corrupt_images"]) == 0
+    assert to_tfds.main([*command, "--skip_corrupt_images"]) == 0
     builder = tfds.builder_from_directory(str(tmp_path / "tfds" / "my_pets" / "1.0.0"))
     assert builder.info.features["label"].names == ["ant", "bee", "cat"]
     counts = {name: split.num_examples for name, split in builder.info.splits.items()}

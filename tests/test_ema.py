@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mpl_tf import ema
+from mpl_tf.method import ema
 from mpl_testing import batch, build, tiny_config
 
 

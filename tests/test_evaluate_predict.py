@@ -12,9 +12,9 @@ import tensorflow as tf
 from export_testing import make_run
 
 from mpl_tf import evaluate
-from mpl_tf import exporting
+from mpl_tf.serving import export
 from mpl_tf import predict
-from mpl_tf import run_dir
+from mpl_tf.durable import run_dir
 from mpl_tf.data import sources
 from mpl_tf.data import two_moons
 
@@ -27,7 +27,7 @@ def image_run(tmp_path_factory):
     run_dir.write_json(os.path.join(model_dir, "labeled_indices.json"),  # the split it records
                        {"dataset": "toy", "split_seed": 7, "indices": list(range(40)), "ids": [],
                         "val_indices": None})
-    exporting.export_run(model_dir)
+    export.export_run(model_dir)
     rng = np.random.default_rng(0)
     data = types.SimpleNamespace(
         name="toy", labeled_indices=np.arange(40), val_indices=None,  # as recorded above
@@ -155,7 +155,7 @@ def test_predict_refuses_an_empty_folder_and_a_non_image_model(image_run, tmp_pa
                          f"--images={tmp_path / 'empty'}"]) == 2
     assert "holds no .jpg/.jpeg/.png files" in capsys.readouterr().err
     make_run(tmp_path / "moons", input_shape=(2,), num_classes=2, dataset="two_moons")
-    exporting.export_run(str(tmp_path / "moons"))
+    export.export_run(str(tmp_path / "moons"))
     assert predict.main(["predict", f"--saved_model={tmp_path}/moons/export/saved_model",
                          f"--images={tmp_path / 'empty'}"]) == 2
     assert "has no serve_image_bytes signature" in capsys.readouterr().err

@@ -16,9 +16,9 @@ import pytest
 import tensorflow as tf
 from export_testing import RESULTS, make_run
 
-from mpl_tf import export
-from mpl_tf import exporting
-from mpl_tf import run_dir
+from mpl_tf import export as export_command
+from mpl_tf.serving import export
+from mpl_tf.durable import run_dir
 from mpl_tf.config import ConfigError
 
 SAVED_MODEL_CLI = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
@@ -29,7 +29,7 @@ def rgb(tmp_path_factory):
     """An MLP on 8x8 RGB images, 4 classes, exported."""
     model_dir = str(tmp_path_factory.mktemp("rgb"))
     network = make_run(model_dir)
-    return network, exporting.export_run(model_dir)
+    return network, export.export_run(model_dir)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def gray(tmp_path_factory):
     model_dir = str(tmp_path_factory.mktemp("gray"))
     network = make_run(model_dir, model="cnn", input_shape=(8, 8, 1), num_classes=10,
                        dropout_rate=0.3)
-    return network, exporting.export_run(model_dir)
+    return network, export.export_run(model_dir)
 
 
 def images(shape, seed=0):
@@ -196,7 +196,7 @@ def test_model_card_holds_the_runs_real_metrics(rgb):
     with open(os.path.join(hub_dir, "model-metadata.json")) as f:
         model = json.load(f)
     assert model["description"] == card and model["licenseName"] == "Apache 2.0"
-    for variant in exporting.HUB_VARIANTS:
+    for variant in export.HUB_VARIANTS:
         with open(os.path.join(hub_dir, variant, "model-instance-metadata.json")) as f:
             instance = json.load(f)
         assert instance["instanceSlug"] == variant and instance["framework"] == "tensorFlow2"
@@ -207,7 +207,7 @@ def test_model_card_holds_the_runs_real_metrics(rgb):
 
 def test_non_image_run_exports_a_features_signature(tmp_path):
     network = make_run(tmp_path, input_shape=(2,), num_classes=2, dataset="two_moons")
-    export_dir = exporting.export_run(str(tmp_path))
+    export_dir = export.export_run(str(tmp_path))
     module = serving(export_dir)
     assert set(module.signatures) == {"serving_default"}
     function = module.signatures["serving_default"]
@@ -225,15 +225,15 @@ def test_non_image_run_exports_a_features_signature(tmp_path):
 
 def test_existing_export_is_refused_without_overwrite(tmp_path, capsys):
     make_run(tmp_path)
-    assert export.main(["export", f"--model_dir={tmp_path}"]) == 0
+    assert export_command.main(["export", f"--model_dir={tmp_path}"]) == 0
     stale = tmp_path / "export" / "stale.txt"
     stale.write_text("from an older export")
     capsys.readouterr()
-    assert export.main(["export", f"--model_dir={tmp_path}"]) == 2
+    assert export_command.main(["export", f"--model_dir={tmp_path}"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "already exists; pass --overwrite" in err
     assert stale.exists()
-    assert export.main(["export", f"--model_dir={tmp_path}", "--overwrite"]) == 0
+    assert export_command.main(["export", f"--model_dir={tmp_path}", "--overwrite"]) == 0
     assert not stale.exists() and (tmp_path / "export" / "saved_model" / "saved_model.pb").exists()
     assert not glob.glob(str(tmp_path / ".export-*"))
 
@@ -241,11 +241,11 @@ def test_existing_export_is_refused_without_overwrite(tmp_path, capsys):
 def test_unfinished_run_is_refused(tmp_path, capsys):
     make_run(tmp_path)
     os.remove(tmp_path / "results.json")  # the run did not finish
-    assert export.main(["export", f"--model_dir={tmp_path}"]) == 2
+    assert export_command.main(["export", f"--model_dir={tmp_path}"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "holds no finished run (missing results.json)" in err
     assert not (tmp_path / "export").exists()
-    assert export.main(["export"]) == 2
+    assert export_command.main(["export"]) == 2
     assert "--model_dir is required" in capsys.readouterr().err
 
 
@@ -255,17 +255,17 @@ def test_a_failure_midway_leaves_no_half_export(tmp_path, monkeypatch):
     def fail(*args):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(exporting, "write_hub_modules", fail)
+    monkeypatch.setattr(export, "write_hub_modules", fail)
     with pytest.raises(RuntimeError):
-        exporting.export_run(str(tmp_path))
+        export.export_run(str(tmp_path))
     assert sorted(os.listdir(tmp_path)) == ["config.json", "dataset_info.json", "model",
                                             "results.json"]
     monkeypatch.undo()
-    exporting.export_run(str(tmp_path))
+    export.export_run(str(tmp_path))
     before = sorted(os.listdir(tmp_path / "export"))
-    monkeypatch.setattr(exporting, "write_hub_modules", fail)
+    monkeypatch.setattr(export, "write_hub_modules", fail)
     with pytest.raises(RuntimeError):
-        exporting.export_run(str(tmp_path), overwrite=True)
+        export.export_run(str(tmp_path), overwrite=True)
     assert sorted(os.listdir(tmp_path / "export")) == before  # the old export is untouched
     assert not glob.glob(str(tmp_path / ".export-*"))
 
@@ -285,7 +285,7 @@ def _files(directory):
 def test_a_failed_replacement_leaves_the_previous_export_intact(tmp_path, monkeypatch, owner,
                                                                 name, call):
     make_run(tmp_path)
-    export_dir = exporting.export_run(str(tmp_path))
+    export_dir = export.export_run(str(tmp_path))
     before = _files(export_dir)
     original, calls = getattr(owner, name), []
 
@@ -297,7 +297,7 @@ def test_a_failed_replacement_leaves_the_previous_export_intact(tmp_path, monkey
 
     monkeypatch.setattr(owner, name, failing)
     with pytest.raises(OSError, match="simulated"):
-        exporting.export_run(str(tmp_path), overwrite=True)
+        export.export_run(str(tmp_path), overwrite=True)
     monkeypatch.undo()
     assert len(calls) >= call
     assert _files(export_dir) == before
@@ -307,7 +307,7 @@ def test_a_failed_replacement_leaves_the_previous_export_intact(tmp_path, monkey
 
 def test_export_run_raises_config_errors_for_callers(tmp_path):
     with pytest.raises(ConfigError, match="no finished run"):
-        exporting.export_run(str(tmp_path))
+        export.export_run(str(tmp_path))
 
 
 def test_command_line_errors_are_one_line_on_stderr(tmp_path):
@@ -321,7 +321,7 @@ def test_command_line_errors_are_one_line_on_stderr(tmp_path):
 
 def test_feature_network_ends_before_dropout_and_the_classifier(gray):
     network = gray[0]
-    features = exporting.feature_network(network)
+    features = export.feature_network(network)
     body = features.layers[-1]
     assert body.layers[-1].name == "head_pool"
     assert not any(isinstance(layer, (keras.layers.Dropout, keras.layers.Dense))

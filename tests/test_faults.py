@@ -15,9 +15,9 @@ import tensorflow as tf
 from command_testing import assert_same_checkpoints, signal_when
 from command_testing import main_in_process as run_main
 
-from mpl_tf import checkpoints
-from mpl_tf import run_dir
-from mpl_tf import train
+from mpl_tf.durable import checkpoints
+from mpl_tf.durable import run_dir
+from mpl_tf.run import orchestrate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # 4 epochs of 250 steps, 10 per call: a signal lands mid-epoch.
@@ -100,7 +100,7 @@ def test_machine_faults_end_in_one_line_with_the_last_checkpoint_intact(
         tmp_path, monkeypatch, capsys, where, error, message):
     owner, name = {"checkpoint": (tf.train.CheckpointManager, "save"),
                    "weights": (run_dir, "save_weights"),
-                   "evaluation": (train, "accuracy")}[where]
+                   "evaluation": (orchestrate, "accuracy")}[where]
     _fail_on_call(monkeypatch, owner, name, error, call=2 if where == "checkpoint" else 1)
     model_dir = tmp_path / "run"
     assert run_main(*SHORT, f"--model_dir={model_dir}") == 1

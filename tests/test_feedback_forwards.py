@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mpl_tf.building import build_model
+from mpl_tf.method.build import build_model
 from mpl_testing import (NUM_CLASSES, assert_same_student_statistics, run_fit, tiny_config,
                          two_cpu_mirrored_strategy, weights)
 

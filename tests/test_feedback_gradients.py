@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mpl_tf import losses
+from mpl_tf.method import losses
 from mpl_tf.config import ConfigError
 from mpl_testing import batch, build, one_step, tiny_config, weights
 

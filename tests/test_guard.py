@@ -56,7 +56,9 @@ def test_the_supervised_baseline_skips_a_nonfinite_step():
 def test_fit_stops_after_too_many_nonfinite_steps_in_a_row():
     import dataclasses
 
-    from mpl_tf import distribute, train
+    from mpl_tf.durable import strategies
+
+    from mpl_tf.run import orchestrate
     from mpl_tf.config import TrainingError
     from mpl_tf.data import two_moons
 
@@ -65,11 +67,11 @@ def test_fit_stops_after_too_many_nonfinite_steps_in_a_row():
     data = two_moons.make(12, split_seed=0)
     data = dataclasses.replace(data, labeled_images=np.full_like(data.labeled_images, np.nan))
     with pytest.raises(TrainingError, match="stopped at step 5: 5 steps in a row"):
-        train.fit(config, data, distribute.strategy("default"))
+        orchestrate.fit(config, data, strategies.strategy("default"))
 
 
 def test_a_rejected_step_restores_batch_norm_statistics_of_both_networks():
-    from mpl_tf.building import build_model
+    from mpl_tf.method.build import build_model
 
     config = tiny_config(model="cnn", labeled_batch_size=2, unlabeled_batch_size=4)
     model = build_model(config, (8, 8, 1), 3)

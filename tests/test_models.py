@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from mpl_tf import models
-from mpl_tf.building import build_model
+from mpl_tf.method.build import build_model
 from mpl_tf.config import Config, ConfigError
 from mpl_tf.models import leaf_layers
 from mpl_tf.models.layers import FusedBatchNormalization

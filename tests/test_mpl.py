@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mpl_tf import losses
-from mpl_tf.building import build_model
+from mpl_tf.method import losses
+from mpl_tf.method.build import build_model
 from mpl_testing import (NUM_CLASSES, assert_same_student_statistics, batch, build,
                          distributed_step_config, one_device_and_two_replicas, one_step,
                          tiny_config, weights)

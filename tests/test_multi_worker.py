@@ -1,5 +1,5 @@
 """MultiWorkerMirroredStrategy: two worker processes on 127.0.0.1 run 3 MPL steps through
-mpl_tf.loop, agree with each other and with one device on the same global batch."""
+mpl_tf.run.loop, agree with each other and with one device on the same global batch."""
 
 import json
 import os
@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from mpl_tf import loop
-from mpl_tf.building import build_model
+from mpl_tf.run import loop
+from mpl_tf.method.build import build_model
 from mpl_testing import INPUT_SHAPE, NUM_CLASSES, batch, distributed_step_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -5,7 +5,9 @@ import pytest
 import tensorflow as tf
 import keras
 
-from mpl_tf import models, optim
+from mpl_tf import models
+
+from mpl_tf.method import optim
 
 
 def schedule(**kwargs):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mpl_tf import pseudo_labels
+from mpl_tf.method import pseudo_labels
 
 LOGITS = tf.constant([[2.0, 0.0, -1.0], [0.0, 3.0, 0.0], [0.5, 0.5, 0.6]], tf.float64)
 SEED = tf.constant([7, 3], tf.int64)

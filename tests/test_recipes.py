@@ -8,7 +8,9 @@ import pytest
 import tensorflow_datasets as tfds
 from absl import flags
 
-from mpl_tf import run_dir, train
+from mpl_tf.durable import run_dir
+
+from mpl_tf.run import orchestrate
 from mpl_tf.config import Config
 from mpl_tf.data import sources
 
@@ -58,7 +60,7 @@ def test_cifar10_4000_smoke_run_on_mock_data(tmp_path):
     with tfds.testing.mock_data(num_examples=100):
         data = sources.load(config)
         run_dir.prepare(config)
-        results = train.run(config, data)
+        results = orchestrate.run(config, data)
     assert results["train_steps"] == 2 and results["finetune_steps"] == 1
     for key in ("test_accuracy", "test_accuracy_before_finetune", "teacher_test_accuracy"):
         assert 0.0 <= results[key] <= 1.0

@@ -13,12 +13,12 @@ import pytest
 import tensorflow as tf
 from command_testing import assert_same_checkpoints, signal_when
 
-from mpl_tf import checkpoints
-from mpl_tf import run_dir
-from mpl_tf import run_lock
-from mpl_tf.building import build_model
+from mpl_tf.durable import checkpoints
+from mpl_tf.durable import run_dir
+from mpl_tf.durable import lock
+from mpl_tf.method.build import build_model
 from mpl_tf.config import Config, ConfigError
-from mpl_tf.selection import SelectOnValidation, selection_path
+from mpl_tf.run.selection import SelectOnValidation, selection_path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMMAND = [sys.executable, "-m", "mpl_tf.main", "--flagfile=flags/two_moons.cfg",
@@ -103,7 +103,7 @@ def test_a_different_config_refuses_to_resume(tmp_path):
     flagfile = f"--flagfile={os.path.join(REPO, 'flags', 'two_moons.cfg')}"
     run_dir.prepare(Config.from_args([flagfile, *COMMAND[4:], f"--model_dir={model_dir}",
                                       "--train_steps=500"]).validate())
-    run_lock.release(str(model_dir))
+    lock.release(str(model_dir))
     again = subprocess.run([*COMMAND, f"--model_dir={model_dir}", "--train_steps=1000",
                             "--teacher_lr=0.5"], cwd=REPO, capture_output=True, text=True)
     assert again.returncode == 2

@@ -20,13 +20,13 @@ from command_testing import assert_same_checkpoints
 from command_testing import main_in_process as run_main
 from export_testing import make_run
 
-from mpl_tf import checkpoints
+from mpl_tf.durable import checkpoints
 from mpl_tf import evaluate
-from mpl_tf import exporting
-from mpl_tf import preemption
-from mpl_tf import run_dir
-from mpl_tf import run_lock
-from mpl_tf.building import build_model
+from mpl_tf.serving import export
+from mpl_tf.durable import preemption
+from mpl_tf.durable import run_dir
+from mpl_tf.durable import lock
+from mpl_tf.method.build import build_model
 from mpl_tf.config import Config, ConfigError, TrainingError
 from mpl_tf.data import sources
 
@@ -205,15 +205,15 @@ def test_a_second_run_is_refused_naming_the_holder_and_a_dead_holder_does_not_bl
         lines = second.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ")
         assert f"process {holder.pid} on host {socket.gethostname()}" in lines[0]
-        assert os.listdir(model_dir) == [run_lock.LOCK_NAME]
+        assert os.listdir(model_dir) == [lock.LOCK_NAME]
     finally:
         holder.kill()  # like kill -9: the lock stays behind
         holder.wait()
-    assert (model_dir / run_lock.LOCK_NAME).exists()
+    assert (model_dir / lock.LOCK_NAME).exists()
     run_dir.prepare(Config(model_dir=str(model_dir)))  # the stale lock is taken over
-    assert json.loads((model_dir / run_lock.LOCK_NAME).read_text())["pid"] == os.getpid()
-    run_lock.release(str(model_dir))
-    assert not (model_dir / run_lock.LOCK_NAME).exists()
+    assert json.loads((model_dir / lock.LOCK_NAME).read_text())["pid"] == os.getpid()
+    lock.release(str(model_dir))
+    assert not (model_dir / lock.LOCK_NAME).exists()
 
 
 def _two_checkpoints(directory):
@@ -262,7 +262,7 @@ def digits_run(tmp_path):
                        {"dataset": "digits", "split_seed": 7,
                         "indices": data.labeled_indices.tolist(), "ids": [],
                         "val_indices": data.val_indices.tolist()})
-    exporting.export_run(str(model_dir))
+    export.export_run(str(model_dir))
     return model_dir, network, data
 
 

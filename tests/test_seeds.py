@@ -5,7 +5,7 @@ import itertools
 
 import pytest
 
-from mpl_tf.seeds import PIPELINE_SLOTS, STREAM_SLOTS, STREAMS, stream_seed
+from mpl_tf.durable.seeds import PIPELINE_SLOTS, STREAM_SLOTS, STREAMS, stream_seed
 
 
 def test_no_two_streams_runs_or_pipelines_share_a_seed():

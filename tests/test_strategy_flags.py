@@ -6,7 +6,7 @@ import pytest
 from command_testing import main_subprocess
 
 from mpl_tf import config
-from mpl_tf import distribute
+from mpl_tf.durable import strategies
 from mpl_tf.config import ConfigError
 from mpl_testing import two_cpu_mirrored_strategy
 
@@ -46,13 +46,13 @@ def test_an_unwritable_model_dir_fails_in_one_line(tmp_path):
 
 
 def test_the_flag_offers_exactly_the_registered_strategies():
-    assert config.STRATEGIES == ("auto", *distribute.BUILDERS)
+    assert config.STRATEGIES == ("auto", *strategies.BUILDERS)
 
 
 def test_global_batches_must_split_evenly_over_replicas():
     strategy = two_cpu_mirrored_strategy()
-    distribute.check_batch_sizes(strategy, 12, 64)
+    strategies.check_batch_sizes(strategy, 12, 64)
     with pytest.raises(ConfigError, match="--labeled_batch_size=13 is not divisible by the 2"):
-        distribute.check_batch_sizes(strategy, 13, 64)
+        strategies.check_batch_sizes(strategy, 13, 64)
     with pytest.raises(ConfigError, match="--jit_compile works on one device"):
-        distribute.check_jit(strategy, True)
+        strategies.check_jit(strategy, True)

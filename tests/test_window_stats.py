@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from mpl_tf.window_stats import WindowCorrelation, WindowMean, WindowStd
+from mpl_tf.method.window_stats import WindowCorrelation, WindowMean, WindowStd
 
 
 def fed(metric, xs, ys=None, weights=None):

@@ -15,9 +15,9 @@ Two forms of training input, both resumable at a step (the skip touches only che
 
 import tensorflow as tf
 
-from mpl_tf import distribute
+from mpl_tf.durable import strategies
 from mpl_tf.data import augment
-from mpl_tf.seeds import stream_seed
+from mpl_tf.durable.seeds import stream_seed
 
 _AUTOTUNE = tf.data.AUTOTUNE
 
@@ -35,7 +35,7 @@ def train_input(data, config, strategy, start_step=0):
     """A distributed dataset of per-replica batches (global batch / replicas), each input
     pipeline reading its own shard of every split, for fit() under `strategy`; from global
     step `start_step` on, as `train_dataset`."""
-    distribute.check_batch_sizes(strategy, config.labeled_batch_size,
+    strategies.check_batch_sizes(strategy, config.labeled_batch_size,
                                  config.global_unlabeled_batch_size)
 
     def dataset_fn(context):

@@ -65,5 +65,5 @@ def has_extra_split(name):
 
 
 def _module(name):
-    module = "folder" if folder_root(name) is not None else _MODULES[name]
+    module = "folder.source" if folder_root(name) is not None else _MODULES[name]
     return importlib.import_module(f"mpl_tf.data.{module}")

@@ -7,10 +7,9 @@ convolutions have no bias; BN uses decay 0.99 and epsilon 1e-3 (from the config)
 
 import keras
 
-from mpl_tf.models.layers import (LEAKY_SLOPE, LayerSeeds, batch_norm_layer, classifier_head,
-                                  conv)
+from mpl_tf.models.layers import LEAKY_SLOPE, LayerSeeds, batch_norm_layer, classifier_head, conv
 from mpl_tf.models.network import convolutional
-from mpl_tf.precision import variable_dtype
+from mpl_tf.method.precision import variable_dtype
 
 BLOCKS_PER_STAGE = 4
 
