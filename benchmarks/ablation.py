@@ -12,6 +12,7 @@ import os
 import numpy as np
 from absl import flags
 
+from mpl_tf import cli
 from mpl_tf import config as config_lib
 from mpl_tf.durable import run_dir
 
@@ -51,8 +52,8 @@ def run_variants(base, variants, seeds, runs_dir):
     for name, overrides in variants:
         for seed in seeds:
             model_dir = os.path.join(runs_dir, f"{slug(name)}_seed{seed}")
-            config = base.replace(seed=seed, split_seed=seed, model_dir=model_dir,
-                                  **overrides).validate()
+            config = cli.validated(base.replace(seed=seed, split_seed=seed,
+                                                model_dir=model_dir, **overrides))
             same = _saved_config(model_dir) == json.loads(config.to_json())
             finished = os.path.join(model_dir, "results.json")
             if same and os.path.exists(finished):

@@ -25,6 +25,7 @@ import tensorflow as tf
 from absl import flags
 
 from benchmarks import ablation
+from mpl_tf import cli
 from mpl_tf.run import loop
 from mpl_tf.durable import run_dir
 from mpl_tf.method.build import build_model
@@ -73,7 +74,7 @@ def measure_speed(base, data, cfg):
     for precision in cfg.precisions:
         for jit in cfg.jit:
             name = f"{precision}/jit-{jit}"
-            config = base.replace(precision=precision, jit_compile=jit == "on").validate()
+            config = cli.validated(base.replace(precision=precision, jit_compile=jit == "on"))
             model = build_model(config, data.input_shape, data.num_classes,
                                 pixel_mean=data.pixel_mean, pixel_std=data.pixel_std)
             step = loop.step_function(model, strategy, 1, config.jit_compile)

@@ -27,7 +27,7 @@ _API = {
     "UDA": ("mpl_tf.method.controls", "UDA"),
     "Supervised": ("mpl_tf.method.controls", "Supervised"),
     "Config": ("mpl_tf.config", "Config"),
-    "ConfigError": ("mpl_tf.config", "ConfigError"),
+    "ConfigError": ("mpl_tf.errors", "ConfigError"),
     "LABEL_TYPES": ("mpl_tf.method.pseudo_labels", "NAMES"),
     "FEEDBACKS": ("mpl_tf.method.feedback", "NAMES"),
     "FEEDBACK_SIGNS": ("mpl_tf.config", "FEEDBACK_SIGNS"),

@@ -1,58 +1,58 @@
-"""What the command lines share, so each command is its flags and its work: TensorFlow imported
-and started with its C++ start-up notices kept off stderr (they reach file descriptor 2 before
-any log setting applies, and a command's error must be its only line), flag parsing with
+"""What the command lines share, so each command is its flags and its work: flag parsing with
 --help, --helpshort and --helpfull, and the one place that turns a failure into one line on
 stderr and an exit status (`run`)."""
 
 import contextlib
-import os
 import sys
 
 from absl import flags
 
+from mpl_tf import config as config_lib
 from mpl_tf import errors
-from mpl_tf.durable import preemption
+from mpl_tf import method
+from mpl_tf.data import sources
+from mpl_tf.durable import preemption, quiet
+from mpl_tf.method import feedback, pseudo_labels
+
+# The names each registry offers, for the run flags that name an entry of one (known without
+# importing TensorFlow, so a bad name fails before it starts).
+REGISTRIES = {"method": method.NAMES, "feedback": feedback.NAMES,
+              "feedback_forwards": tuple(feedback.FORWARDS), "label_type": pseudo_labels.NAMES}
+config_lib.define_flags(flags.FLAGS, REGISTRIES)
 
 
-_real_stderr = []  # the saved descriptor 2 while it is silenced
+def validated(config):
+    """`config`, checked alone (`Config.validate`) and against the installed registries."""
+    return check_registered(config.validate())
 
 
-@contextlib.contextmanager
-def stderr_silenced():
-    """Sends file descriptor 2 to /dev/null for the duration."""
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    _real_stderr.append(saved)
+def check_registered(config):
+    """Raises ConfigError unless every name `config` gives is one the installed code offers:
+    the method, estimator and label type, the network, the dataset and the activation (an MPL
+    run's estimator must also take its label type and sign, --extra_unlabeled and --cache_dir
+    need a dataset they apply to). The network and dataset registries load TensorFlow, whose
+    start-up notices are kept off stderr. Returns `config`."""
+    import dataclasses
+
+    for field in dataclasses.fields(config):
+        names = REGISTRIES.get(field.metadata["spec"].registry)
+        if names is not None and getattr(config, field.name) not in names:
+            raise errors.ConfigError(f"--{field.name}={getattr(config, field.name)} is not "
+                                     f"valid; valid values: {', '.join(names)}")
+    quiet.import_tensorflow()
+    import keras
+
+    from mpl_tf import models
+
+    models.check_name(config.model)
+    feedback.check_config(config)
+    sources.check_config(config)
     try:
-        yield
-    finally:
-        _real_stderr.remove(saved)
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-def real_stderr():
-    """The descriptor of the user's stderr, also from inside `stderr_silenced` (for a helper
-    process whose one line must reach the user while TensorFlow starts)."""
-    return _real_stderr[0] if _real_stderr else 2
-
-
-def import_tensorflow():
-    """TensorFlow, imported with descriptor 2 silenced (a module that needs it at import time
-    takes it from here, so importing a command prints nothing)."""
-    with stderr_silenced():
-        import tensorflow as tf
-    return tf
-
-
-def start_tensorflow(start=None):
-    """Starts TensorFlow's runtime with descriptor 2 silenced (its device probing writes notices
-    there too) and returns what `start()` returns: by default the logical devices; a command
-    whose distribution strategy must be TensorFlow's first work passes its creation."""
-    tf = import_tensorflow()
-    with stderr_silenced():
-        return start() if start else tf.config.list_logical_devices()
+        keras.activations.get(config.mlp_activation)
+    except ValueError:
+        raise errors.ConfigError(f"--mlp_activation={config.mlp_activation} is not a Keras "
+                                 "activation (e.g. sigmoid, relu, tanh, gelu, silu)") from None
+    return config
 
 
 HELP_FLAGS = ("--help", "--helpshort", "--helpfull")
@@ -112,7 +112,7 @@ def run(body, flag_values, argv, doc, expand=None, tensorflow=False):
     try:
         parse_flags(flag_values, expand(argv) if expand else argv, doc)
         if tensorflow:
-            start_tensorflow()
+            quiet.start_tensorflow()
         return body(flag_values)
     except flags.Error as e:
         return _error(e, 2)

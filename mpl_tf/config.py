@@ -14,13 +14,8 @@ import os
 
 from absl import flags
 
-from mpl_tf import cli
-from mpl_tf.method import feedback as feedback_registry
-from mpl_tf.method import pseudo_labels
-from mpl_tf.data import sources
-from mpl_tf.errors import ConfigError, TrainingError  # noqa: F401 (re-exported)
+from mpl_tf.errors import ConfigError
 
-METHODS = ("mpl", "uda", "supervised")
 FEEDBACK_SIGNS = ("paper", "released")
 LR_SCHEDULES = ("constant", "cosine")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
@@ -120,8 +115,11 @@ def _path(default, help):
     return _field(default, Spec("path", help))
 
 
-def _enum(default, choices, help):
-    return _field(default, Spec("enum", help, choices=choices))
+def _enum(default, choices, help, registry=None):
+    """One of `choices`; or, for a `registry` field, one of the names that registry offers
+    (given to `define_flags` and checked by `cli.check_registered`: the config imports no
+    registry, which live above it)."""
+    return _field(default, Spec("enum", help, choices=choices, registry=registry))
 
 
 def _int(default, help, low=0):
@@ -150,8 +148,9 @@ class Config:
     model_dir: str = _path("", "Run directory: config, logs, results.json, figures.")
     mode: str = _enum("train", MODES, "train: train (then finetune if --finetune_steps); "
                       "finetune: finetune the served network of a finished run in --model_dir.")
-    method: str = _enum("mpl", METHODS, "mpl: teacher + student; uda: the teacher's own "
-                        "objective alone; supervised: labeled data only.")
+    method: str = _enum("mpl", None, "What is trained (mpl_tf/method): mpl, a teacher and a "
+                        "student; the controls train one network (uda: the teacher's own "
+                        "objective alone; supervised: labeled data only).", registry="method")
     dataset: str = _str("two_moons", "Data source (see mpl_tf/data/sources.py).",
                         registry="dataset")
     num_labeled: int = _int(12, "Labeled examples, class-balanced, chosen by split_seed.", low=1)
@@ -246,20 +245,20 @@ class Config:
                                        "the teacher's supervised targets.")
 
     # --- Meta Pseudo Labels ------------------------------------------------------------------
-    label_type: str = _enum("sampled", pseudo_labels.NAMES, "Pseudo labels the student learns "
-                            "from: sampled from the teacher (paper), its argmax, or its soft "
-                            "distribution (released code).")
-    feedback: str = _enum("taylor", feedback_registry.NAMES, "Teacher feedback: taylor (old "
-                          "minus new labeled loss), dot (student lr times the product of the "
-                          "two gradients), exact (differentiate through the student's step; "
-                          "soft labels), none.")
+    label_type: str = _enum("sampled", None, "Pseudo labels the student learns from "
+                            "(mpl_tf/method/pseudo_labels): sampled from the teacher (paper), "
+                            "its argmax, or its soft distribution (released code).",
+                            registry="label_type")
+    feedback: str = _enum("taylor", None, "Teacher feedback (mpl_tf/method/feedback): taylor "
+                          "(old minus new labeled loss), dot (student lr times the product of "
+                          "the two gradients), exact (differentiate through the student's step; "
+                          "soft labels), none.", registry="feedback")
     feedback_sign: str = _enum("paper", FEEDBACK_SIGNS, "paper: h = old - new labeled loss (eq. "
                                "12); released: new - old, as the released code writes it.")
-    feedback_forwards: str = _enum("common", tuple(feedback_registry.FORWARDS),
-                                   "How the student's labeled loss is measured before and "
-                                   "after its step: " +
-                                   "; ".join(f"{name}: {forwards.doc}" for name, forwards
-                                             in feedback_registry.FORWARDS.items()) + ".")
+    feedback_forwards: str = _enum("common", None, "How the student's labeled loss is measured "
+                                   "before and after its step (mpl_tf/method/feedback/"
+                                   "forwards.py says what each does).",
+                                   registry="feedback_forwards")
     feedback_baseline_decay: float = _fraction(0.0, "Decay of the moving-average baseline "
                                                "subtracted from h; 0 turns the baseline off.")
     feedback_weight: float = _float(1.0, "Weight of the feedback term in the teacher's loss.")
@@ -332,7 +331,8 @@ class Config:
         """Raises ConfigError for the first value that cannot run; returns self otherwise.
 
         Each field alone first (its Spec), then the fields together, then the names that must
-        exist in the installed registries (last: checking them imports TensorFlow)."""
+        fields that name a registry's entry are checked against the registries by
+        `cli.check_registered`, which the commands call after this."""
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             problem = field.metadata["spec"].problem(value)
@@ -341,7 +341,6 @@ class Config:
                 raise ConfigError(f"--{field.name}={shown} {problem}")
         self._validate_together()
         self._validate_conflicts()
-        _check_registered(self)
         return self
 
     def finetuning(self, num_replicas=1):
@@ -391,37 +390,10 @@ class Config:
         if self.ema_start_step and not self.ema_decay:
             raise ConfigError(f"--ema_start_step={self.ema_start_step} needs --ema_decay > 0 "
                               "(there is no EMA to start)")
-        if self.cache_dir and sources.folder_root(self.dataset) is None:
-            raise ConfigError(f"--cache_dir applies to --dataset=folder:PATH only (got "
-                              f"--dataset={self.dataset})")
 
 
 def _default(name):
     return Config.__dataclass_fields__[name].default
-
-
-def _check_registered(config):
-    """The network, dataset, feedback estimator and activation must be ones the installed code
-    provides (an MPL run's estimator must also take its label type and sign), and
-    --extra_unlabeled needs a dataset with an extra split. The registries live with the code
-    that builds them (mpl_tf/models, mpl_tf/data/sources.py, Keras), whose import loads
-    TensorFlow; its start-up notices are kept off stderr."""
-    cli.import_tensorflow()
-    import keras
-
-    from mpl_tf import models
-
-    models.check_name(config.model)
-    feedback_registry.check_config(config)
-    sources.check_name(config.dataset)
-    if config.extra_unlabeled and not sources.has_extra_split(config.dataset):
-        raise ConfigError(f"--extra_unlabeled: --dataset={config.dataset} has no extra split "
-                          "(svhn_cropped has)")
-    try:
-        keras.activations.get(config.mlp_activation)
-    except ValueError:
-        raise ConfigError(f"--mlp_activation={config.mlp_activation} is not a Keras activation "
-                          "(e.g. sigmoid, relu, tanh, gelu, silu)") from None
 
 
 class _WidthsParser(flags.ListParser):
@@ -438,22 +410,21 @@ class _WidthsParser(flags.ListParser):
         return "comma separated list of integers"
 
 
-def define_flags(flag_values=flags.FLAGS):
+def define_flags(flag_values, registries=None):
     """Defines one absl flag per Config field: its name, its default (an empty string as an
-    unset flag), its help text and, for enums, its choices."""
+    unset flag), its help text and, for enums, its choices (a registry field's from
+    `registries`, {registry: names}; without them it is a string flag, checked later)."""
     for field in dataclasses.fields(Config):
         spec, name = field.metadata["spec"], field.name
         default = field.default if field.default != "" else None
         if spec.kind == "ints":
             flags.DEFINE(_WidthsParser(), name, ",".join(map(str, default)), spec.help,
                          flag_values, serializer=flags.CsvListSerializer(","))
-        elif spec.kind == "enum":
-            flags.DEFINE_enum(name, default, spec.choices, spec.help, flag_values=flag_values)
+        elif spec.kind == "enum" and (spec.choices or spec.registry in (registries or {})):
+            choices = spec.choices or registries[spec.registry]
+            flags.DEFINE_enum(name, default, choices, spec.help, flag_values=flag_values)
         else:
             define = {"str": flags.DEFINE_string, "path": flags.DEFINE_string,
                       "int": flags.DEFINE_integer, "float": flags.DEFINE_float,
-                      "bool": flags.DEFINE_bool}[spec.kind]
+                      "bool": flags.DEFINE_bool, "enum": flags.DEFINE_string}[spec.kind]
             define(name, default, spec.help, flag_values=flag_values)
-
-
-define_flags()

@@ -24,13 +24,14 @@ import numpy as np
 from absl import flags
 
 from mpl_tf import cli
+from mpl_tf.durable import quiet
 from mpl_tf import config as config_lib
 from mpl_tf.serving import export
 from mpl_tf import recipes
 from mpl_tf.durable import run_dir
 from mpl_tf.errors import ConfigError, UnwritableOutput
 
-tf = cli.import_tensorflow()
+tf = quiet.import_tensorflow()
 
 SPLITS = ("val", "test")
 TOP_K = 5
@@ -76,7 +77,7 @@ def saved_model_probabilities(path):
 
     def probabilities(images):
         try:
-            with cli.stderr_silenced():  # TensorFlow's runtime also logs the error there
+            with quiet.stderr_silenced():  # TensorFlow's runtime also logs the error there
                 outputs = module.serve_float(tf.constant(images, tf.float32))
             return outputs["probabilities"].numpy()
         except tf.errors.InvalidArgumentError as e:

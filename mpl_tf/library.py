@@ -13,6 +13,7 @@ import functools
 
 import tensorflow as tf
 
+from mpl_tf import cli
 from mpl_tf.method import optim
 from mpl_tf.config import Config
 from mpl_tf.durable.seeds import stream_seed
@@ -29,7 +30,7 @@ def make_config(**settings):
     label_type, feedback, feedback_sign, feedback_baseline_decay, feedback_weight,
     label_smoothing and the UDA settings (uda_weight, uda_temperature, uda_threshold,
     uda_ramp_steps)."""
-    return Config(**settings).validate()
+    return cli.validated(Config(**settings))
 
 
 def sgd(learning_rate, momentum=0.0, nesterov=False, weight_decay=0.0, clip_norm=0.0,

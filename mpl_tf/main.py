@@ -12,7 +12,9 @@ import sys
 from absl import flags
 
 from mpl_tf import cli
+from mpl_tf.durable import quiet
 from mpl_tf import config as config_lib
+from mpl_tf import errors
 from mpl_tf import recipes
 from mpl_tf.durable import run_dir
 from mpl_tf.durable import lock
@@ -22,7 +24,7 @@ flags.DEFINE_bool("overwrite", False, "Replace a finished run in --model_dir.")
 
 def _start_tensorflow(config):
     """Creates the strategy as TensorFlow's first work, as multi-worker collectives require,
-    with its start-up notices kept off stderr (`cli.start_tensorflow`)."""
+    with its start-up notices kept off stderr (`quiet.start_tensorflow`)."""
 
     def strategy():
         from mpl_tf.durable import strategies
@@ -33,7 +35,7 @@ def _start_tensorflow(config):
         strategies.check_jit(created, config.jit_compile)
         return created
 
-    return cli.start_tensorflow(strategy)
+    return quiet.start_tensorflow(strategy)
 
 
 def _config_from_flags():
@@ -43,17 +45,17 @@ def _config_from_flags():
     replacing the run's recorded ones."""
     config = config_lib.Config.from_flags()
     if config.mode != "finetune":
-        return config.validate()
-    config.replace(mode="train").validate()  # the flags' values; --finetune_steps may be unset
+        return cli.validated(config)
+    cli.validated(config.replace(mode="train"))  # the flags' values; --finetune_steps may be unset
     saved = os.path.join(config.model_dir or "", "config.json")
     if not os.path.exists(saved):
-        raise config_lib.ConfigError(f"--mode=finetune needs a finished training run in "
+        raise errors.ConfigError(f"--mode=finetune needs a finished training run in "
                                      f"--model_dir={config.model_dir} (no config.json)")
     given = {name: getattr(config, name) for name in config_lib.FINETUNING
              if flags.FLAGS[name].present}
-    return config_lib.Config.from_json(saved).replace(
+    return cli.validated(config_lib.Config.from_json(saved).replace(
         model_dir=config.model_dir, mode="finetune", strategy=config.strategy, tpu=config.tpu,
-        multi_worker_timeout=config.multi_worker_timeout, **given).validate()
+        multi_worker_timeout=config.multi_worker_timeout, **given))
 
 
 def main(argv):

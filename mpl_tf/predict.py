@@ -22,9 +22,10 @@ import sys
 from absl import flags
 
 from mpl_tf import cli
+from mpl_tf.durable import quiet
 from mpl_tf.errors import ConfigError, UnreadableInput, UnwritableOutput
 
-tf = cli.import_tensorflow()
+tf = quiet.import_tensorflow()
 
 EXTENSIONS = (".jpg", ".jpeg", ".png")
 
@@ -90,7 +91,7 @@ def _read(contents):
 def _classify(signature, folder, batch, contents):
     """The signature's outputs for `batch`; a file that does not decode is named in an
     UnreadableInput (found by trying the batch's files one at a time)."""
-    with cli.stderr_silenced():  # TensorFlow's runtime also logs the error there
+    with quiet.stderr_silenced():  # TensorFlow's runtime also logs the error there
         try:
             return signature(image_bytes=contents)
         except tf.errors.InvalidArgumentError:

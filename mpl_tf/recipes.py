@@ -15,7 +15,7 @@ import os
 
 from absl import flags
 
-from mpl_tf.config import ConfigError
+from mpl_tf.errors import ConfigError
 
 FLAGS_DIR = "flags"
 SUFFIX = ".cfg"

@@ -3,6 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
+from mpl_tf import cli
 from mpl_tf.run import loop
 from mpl_tf.method.build import build_model
 from mpl_tf.config import Config
@@ -17,7 +18,7 @@ def tiny_config(**overrides):
                 unlabeled_batch_size=6, teacher_lr=0.5, student_lr=0.5, uda_weight=0.0,
                 label_type="argmax", feedback="taylor", train_steps=10, log_every=10)
     base.update(overrides)
-    return Config(**base).validate()
+    return cli.validated(Config(**base))
 
 
 def distributed_step_config(label_type="argmax", feedback="dot"):

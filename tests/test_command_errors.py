@@ -70,7 +70,7 @@ def test_every_error_kind_is_listed_here():
 
 
 def test_config_error_is_importable_from_config():
-    from mpl_tf.config import ConfigError, TrainingError
+    from mpl_tf.errors import ConfigError, TrainingError
 
     assert ConfigError is errors.ConfigError and TrainingError is errors.TrainingError
     assert issubclass(ConfigError, ValueError) and issubclass(TrainingError, RuntimeError)

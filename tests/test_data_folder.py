@@ -17,7 +17,8 @@ from PIL import Image, ImageOps
 import folder_testing
 from command_testing import assert_same_checkpoints, signal_when
 from mpl_tf.durable import checkpoints
-from mpl_tf.config import Config, ConfigError
+from mpl_tf.config import Config
+from mpl_tf.errors import ConfigError
 from mpl_tf.data.folder import decode, source, scan
 from mpl_tf.data import pipeline, sources
 from mpl_tf.errors import UnreadableInput

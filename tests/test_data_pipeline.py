@@ -6,7 +6,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from mpl_tf.config import Config, ConfigError
+from mpl_tf.config import Config
+
+from mpl_tf.errors import ConfigError
 from mpl_tf.data import augment, pipeline, randaugment, sources
 from test_data_sources import fake_imagenet, make_folder, manual_dir  # noqa: F401
 

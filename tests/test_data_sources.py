@@ -10,7 +10,9 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from mpl_tf.config import Config, ConfigError
+from mpl_tf import cli
+from mpl_tf.config import Config
+from mpl_tf.errors import ConfigError
 from mpl_tf.errors import UnreadableInput
 from mpl_tf.data import sources
 
@@ -174,7 +176,7 @@ def test_a_folder_name_is_parsed_in_one_place(name, root):
 @pytest.mark.parametrize("dataset", ["digits", "two_moons", "cifar10"])
 def test_cache_dir_is_refused_for_anything_but_a_folder(dataset, tmp_path):
     with pytest.raises(ConfigError, match="--cache_dir applies to --dataset=folder:PATH only"):
-        Config(dataset=dataset, cache_dir=str(tmp_path)).validate()
+        cli.validated(Config(dataset=dataset, cache_dir=str(tmp_path)))
 
 
 # --- TFDS (mocked) --------------------------------------------------------------------------

@@ -4,7 +4,9 @@
 import numpy as np
 import pytest
 
-from mpl_tf.config import Config, ConfigError
+from mpl_tf.config import Config
+
+from mpl_tf.errors import ConfigError
 from mpl_tf.data import split_plan
 
 LABELS = np.repeat(np.arange(10), 50)  # 500 examples, 50 per class

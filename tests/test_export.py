@@ -19,7 +19,7 @@ from export_testing import RESULTS, make_run
 from mpl_tf import export as export_command
 from mpl_tf.serving import export
 from mpl_tf.durable import run_dir
-from mpl_tf.config import ConfigError
+from mpl_tf.errors import ConfigError
 
 SAVED_MODEL_CLI = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
 

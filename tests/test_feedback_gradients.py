@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from mpl_tf.method import losses
-from mpl_tf.config import ConfigError
+from mpl_tf.errors import ConfigError
 from mpl_testing import batch, build, one_step, tiny_config, weights
 
 

@@ -58,8 +58,8 @@ def test_fit_stops_after_too_many_nonfinite_steps_in_a_row():
 
     from mpl_tf.durable import strategies
 
-    from mpl_tf.run import orchestrate
-    from mpl_tf.config import TrainingError
+    from mpl_tf.run import training
+    from mpl_tf.errors import TrainingError
     from mpl_tf.data import two_moons
 
     config = tiny_config(num_labeled=12, labeled_batch_size=12, unlabeled_batch_size=16,
@@ -67,7 +67,7 @@ def test_fit_stops_after_too_many_nonfinite_steps_in_a_row():
     data = two_moons.make(12, split_seed=0)
     data = dataclasses.replace(data, labeled_images=np.full_like(data.labeled_images, np.nan))
     with pytest.raises(TrainingError, match="stopped at step 5: 5 steps in a row"):
-        orchestrate.fit(config, data, strategies.strategy("default"))
+        training.train(config, data, strategies.strategy("default"))
 
 
 def test_a_rejected_step_restores_batch_norm_statistics_of_both_networks():

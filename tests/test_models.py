@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from mpl_tf import cli
 from mpl_tf import models
 from mpl_tf.method.build import build_model
-from mpl_tf.config import Config, ConfigError
+from mpl_tf.config import Config
+from mpl_tf.errors import ConfigError
 from mpl_tf.models import leaf_layers
 from mpl_tf.models.layers import FusedBatchNormalization
 
@@ -135,7 +137,7 @@ def test_twice_differentiated_networks_use_keras_batch_norm():
     """The exact feedback's second derivative would be off with the fused kernel."""
     for feedback, label_type, layer in (("exact", "soft", keras.layers.BatchNormalization),
                                         ("taylor", "sampled", FusedBatchNormalization)):
-        config = Config(model="cnn", feedback=feedback, label_type=label_type).validate()
+        config = cli.validated(Config(model="cnn", feedback=feedback, label_type=label_type))
         model = build_model(config, (8, 8, 1), 3)
         for net in (model.teacher, model.student):
             norms = [l for l in leaf_layers(net)

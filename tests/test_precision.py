@@ -11,8 +11,9 @@ from mpl_tf.durable import checkpoints
 from mpl_tf import models
 from mpl_tf.method.build import build_model
 from mpl_tf.durable.strategies import tf_variable
-from mpl_tf.config import Config, ConfigError
-from mpl_tf.method.precision import LossScale
+from mpl_tf.config import Config
+from mpl_tf.errors import ConfigError
+from mpl_tf.models.precision import LossScale
 from mpl_testing import (INPUT_SHAPE, NUM_CLASSES, batch, run_fit, tiny_config,
                          two_cpu_mirrored_strategy)
 

@@ -8,6 +8,7 @@ import pytest
 import tensorflow_datasets as tfds
 from absl import flags
 
+from mpl_tf import cli
 from mpl_tf.durable import run_dir
 
 from mpl_tf.run import orchestrate
@@ -24,7 +25,7 @@ def recipe(name, *overrides):
     try:
         flags.FLAGS.unparse_flags()
         flags.FLAGS(["recipe", f"--flagfile=flags/{name}.cfg", *overrides])
-        return Config.from_flags().validate()
+        return cli.validated(Config.from_flags())
     finally:
         flags.FLAGS.unparse_flags()
         os.chdir(cwd)
@@ -79,5 +80,6 @@ def test_every_config_field_is_a_flag_with_its_default_and_help():
         flag, spec = flags.FLAGS[field.name], field.metadata["spec"]
         default = tuple(flag.default) if field.name == "mlp_hidden" else flag.default
         assert default == (field.default if field.default != "" else None), field.name
+        choices = spec.choices or cli.REGISTRIES.get(spec.registry)
         assert flag.help.endswith(spec.help) and getattr(flag.parser, "enum_values", None) == (
-            list(spec.choices) if spec.choices else None), field.name
+            list(choices) if choices else None), field.name

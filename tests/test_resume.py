@@ -17,7 +17,8 @@ from mpl_tf.durable import checkpoints
 from mpl_tf.durable import run_dir
 from mpl_tf.durable import lock
 from mpl_tf.method.build import build_model
-from mpl_tf.config import Config, ConfigError
+from mpl_tf.config import Config
+from mpl_tf.errors import ConfigError
 from mpl_tf.run.selection import SelectOnValidation, selection_path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

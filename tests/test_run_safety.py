@@ -27,7 +27,8 @@ from mpl_tf.durable import preemption
 from mpl_tf.durable import run_dir
 from mpl_tf.durable import lock
 from mpl_tf.method.build import build_model
-from mpl_tf.config import Config, ConfigError, TrainingError
+from mpl_tf.config import Config
+from mpl_tf.errors import ConfigError, TrainingError
 from mpl_tf.data import sources
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

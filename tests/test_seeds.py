@@ -5,6 +5,7 @@ import itertools
 
 import pytest
 
+from mpl_tf import errors
 from mpl_tf.durable.seeds import PIPELINE_SLOTS, STREAM_SLOTS, STREAMS, stream_seed
 
 
@@ -37,5 +38,5 @@ def test_a_network_s_initializer_seeds_never_reach_the_next_network_s():
         seeds.next()
     # The longest MLP the flags allow (two seeds a layer, and the logits layer) fits.
     assert 2 * (config._MAX_MLP_LAYERS + 1) <= LayerSeeds.PER_NETWORK
-    with pytest.raises(config.ConfigError, match="must list at most 100 widths"):
+    with pytest.raises(errors.ConfigError, match="must list at most 100 widths"):
         config.Config(mlp_hidden=(4,) * 101).validate()

@@ -7,7 +7,7 @@ from command_testing import main_subprocess
 
 from mpl_tf import config
 from mpl_tf.durable import strategies
-from mpl_tf.config import ConfigError
+from mpl_tf.errors import ConfigError
 from mpl_testing import two_cpu_mirrored_strategy
 
 

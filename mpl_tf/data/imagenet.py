@@ -20,7 +20,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from mpl_tf.config import ConfigError
+from mpl_tf.errors import ConfigError
 from mpl_tf.data import split_plan
 from mpl_tf.data import tfds_sources
 from mpl_tf.data.split_data import SplitData

@@ -10,7 +10,7 @@ Two forms of training input, both resumable at a step (the skip touches only che
   train_dataset(data, config, start_step=0)            global batches from one pipeline;
   train_input(data, config, strategy, start_step=0)    per-replica batches from
       `strategy.distribute_datasets_from_function`, every split sharded by input pipeline:
-      what fitting.fit should pass to the training loop.
+      what training.train should pass to the training loop.
 """
 
 import tensorflow as tf

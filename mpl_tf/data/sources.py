@@ -38,6 +38,18 @@ def load(config):
     return _module(config.dataset).load(config)
 
 
+def check_config(config):
+    """Raises ConfigError unless `config.dataset` is registered and the flags that apply to some
+    datasets only (--extra_unlabeled, --cache_dir) apply to it."""
+    check_name(config.dataset)
+    if config.extra_unlabeled and not has_extra_split(config.dataset):
+        raise ConfigError(f"--extra_unlabeled: --dataset={config.dataset} has no extra split "
+                          "(svhn_cropped has)")
+    if config.cache_dir and folder_root(config.dataset) is None:
+        raise ConfigError(f"--cache_dir applies to --dataset=folder:PATH only (got "
+                          f"--dataset={config.dataset})")
+
+
 def check_name(name):
     """Raises ConfigError unless `name` is a registered dataset or folder:PATH."""
     if folder_root(name) is not None:

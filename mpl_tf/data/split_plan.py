@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from mpl_tf.config import ConfigError
+from mpl_tf.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,7 +15,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from mpl_tf.config import ConfigError
+from mpl_tf.errors import ConfigError
 from mpl_tf.data import examples as examples_lib
 from mpl_tf.data import split_data
 

@@ -13,8 +13,8 @@ import sys
 import keras
 import tensorflow as tf
 
-from mpl_tf.config import TrainingError
-from mpl_tf.method.trainer import random_states
+from mpl_tf.errors import TrainingError
+from mpl_tf.durable.seeds import random_states
 
 
 def manager(trainer, directory, max_to_keep=3):

@@ -17,7 +17,7 @@ import json
 import os
 import socket
 
-from mpl_tf.config import ConfigError
+from mpl_tf.errors import ConfigError
 
 LOCK_NAME = ".lock"
 _held = {}  # lock path -> the contents this process wrote

@@ -1,5 +1,5 @@
 """SIGTERM (how cloud VMs and TPU maintenance announce preemption) and Ctrl-C (SIGINT) during
-training stop it at the next step boundary, where `fitting.fit` saves a checkpoint and raises
+training stop it at the next step boundary, where `training.train` saves a checkpoint and raises
 `Interrupted`; the command line prints one line and exits 128 + the signal number, as a shell
 would report. Outside training (start-up, evaluation, export) they keep their default effect:
 there is no progress to save beyond the last checkpoint, which a rerun resumes from.

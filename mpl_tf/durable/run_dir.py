@@ -4,7 +4,7 @@ statistics), logs/{train,finetune} (TensorBoard), {train,finetune}_log.csv,
 checkpoints/{train,finetune} (finetune/settings.json: the finetuning flags its checkpoints are
 of), model/serving.weights.h5 (the network that is evaluated and
 served), results.json (written last, atomically, only when the run completes), export/
-(SavedModel and TF Hub modules, see exporting.py), figures, attempts.json (wall time per process,
+(SavedModel and TF Hub modules, see serving/export.py), figures, attempts.json (wall time per process,
 see attempts.py) and, while a process writes it, .lock (see lock.py). Nothing in it holds a
 path that is followed, so it can be copied or moved."""
 
@@ -16,14 +16,15 @@ import tempfile
 
 from mpl_tf import __version__
 from mpl_tf.durable import lock
-from mpl_tf.config import Config, ConfigError
+from mpl_tf.config import Config
+from mpl_tf.errors import ConfigError
 
 SERVING_WEIGHTS = os.path.join("model", "serving.weights.h5")
 TRAINED_WEIGHTS = os.path.join("model", "trained.weights.h5")  # the served network before finetuning
 
 
 def prepare(config, overwrite=False):
-    """Creates model_dir, takes its lock (`run_lock`) and writes config.json; refuses a
+    """Creates model_dir, takes its lock (`lock.py`) and writes config.json; refuses a
     directory holding a finished run, or one another live process holds.
 
     For --mode=finetune it is the other way round: the directory must hold a finished run, and

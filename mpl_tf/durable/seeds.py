@@ -22,3 +22,9 @@ def stream_seed(run_seed, stream, pipeline=0):
     if not 0 <= pipeline < PIPELINE_SLOTS:
         raise ValueError(f"input pipeline {pipeline} is not in [0, {PIPELINE_SLOTS})")
     return (run_seed * STREAM_SLOTS + STREAMS[stream]) * PIPELINE_SLOTS + pipeline
+
+
+def random_states(model):
+    """The state of `model`'s layers' random-seed generators (dropout): Keras keeps them out of
+    `weights`, so a snapshot of the weights does not rewind them."""
+    return [v for v in model.non_trainable_variables if "seed_generator" in v.path]

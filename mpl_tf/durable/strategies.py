@@ -9,8 +9,8 @@ import sys
 
 import tensorflow as tf
 
-from mpl_tf import cli
-from mpl_tf.config import ConfigError
+from mpl_tf.durable import quiet
+from mpl_tf.errors import ConfigError
 
 
 def strategy(name, tpu_address=None, wait_seconds=600):
@@ -94,7 +94,7 @@ def _multi_worker_strategy(wait_seconds):
         filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
     watchdog = subprocess.Popen(
         [sys.executable, "-m", "mpl_tf.durable.watchdog", str(os.getpid()), str(wait_seconds),
-         me, json.dumps(peers)], stdin=subprocess.PIPE, stderr=cli.real_stderr(), env=env)
+         me, json.dumps(peers)], stdin=subprocess.PIPE, stderr=quiet.real_stderr(), env=env)
     try:
         return tf.distribute.MultiWorkerMirroredStrategy()
     finally:

@@ -9,7 +9,7 @@ import functools
 from mpl_tf.method import feedback
 from mpl_tf import models
 from mpl_tf.method import optim
-from mpl_tf.method import precision
+from mpl_tf.models import precision
 from mpl_tf.method.controls import UDA, Supervised
 from mpl_tf.method.mpl import MetaPseudoLabels
 

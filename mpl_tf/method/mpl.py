@@ -20,7 +20,8 @@ from mpl_tf.method.feedback.base import StudentStep
 from mpl_tf.method.feedback.forwards import FORWARDS
 from mpl_tf.models import weight_decay_mask
 from mpl_tf.method.teacher_objective import teacher_objective
-from mpl_tf.method.trainer import ClassifierTrainer, all_finite, random_states, restore, restore_unless, snapshot
+from mpl_tf.durable.seeds import random_states
+from mpl_tf.method.trainer import ClassifierTrainer, all_finite, restore, restore_unless, snapshot
 from mpl_tf.method.window_stats import WindowCorrelation, WindowMean, WindowStd
 
 

@@ -12,7 +12,7 @@ import math
 import tensorflow as tf
 
 from mpl_tf.durable.strategies import tf_variable, update_each
-from mpl_tf.method.precision import LossScale
+from mpl_tf.models.precision import LossScale
 
 
 def learning_rate(step, peak, schedule, total_steps, warmup_steps=0, wait_steps=0):

@@ -2,7 +2,7 @@
 Supervised) and what their train steps share: metric trackers, the EMA of the trained network,
 and the non-finite guard.
 
-Not the run (`train.py` orchestrates one) nor the step loop (`loop.py` drives the steps).
+Not the run (mpl_tf/run/orchestrate.py) nor the step loop (mpl_tf/run/loop.py).
 """
 
 import keras
@@ -38,12 +38,6 @@ def _keep_or_restore(variable, saved, ok):
 
 def _assign(variable, saved):
     variable.assign(saved)
-
-
-def random_states(model):
-    """The state of `model`'s layers' random-seed generators (dropout): Keras keeps them out of
-    `weights`, so a snapshot of the weights does not rewind them."""
-    return [v for v in model.non_trainable_variables if "seed_generator" in v.path]
 
 
 class ClassifierTrainer(keras.Model):

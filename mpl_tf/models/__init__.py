@@ -9,9 +9,9 @@ one preprocessing. Which variables weight decay applies to follows from the laye
 
 import keras
 
-from mpl_tf.config import ConfigError
+from mpl_tf.errors import ConfigError
 from mpl_tf.models import cnn, mlp, resnet, wide_resnet
-from mpl_tf.method.precision import variable_dtype
+from mpl_tf.models.precision import variable_dtype
 
 NETWORKS = {
     "mlp": mlp.NETWORK,
@@ -31,7 +31,7 @@ def build(config, input_shape, num_classes, seed, name, dtype="float32", pixel_m
     """The network `config.model` names, initialised from `seed`, returning logits.
 
     `dtype` is a dtype or a Keras dtype policy (`mixed_bfloat16`, `mixed_float16`: see
-    mpl_tf/method/precision.py); inputs and logits are in its variable dtype. With
+    mpl_tf/models/precision.py); inputs and logits are in its variable dtype. With
     `pixel_mean`/`pixel_std` (per channel, on the 0-255 scale) the inputs are normalised inside
     the network. `differentiated_twice` (the exact feedback differentiates through the
     student's gradient) builds Keras' batch norm instead of the fused kernel, whose second

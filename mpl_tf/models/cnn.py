@@ -9,7 +9,7 @@ import keras
 
 from mpl_tf.models.layers import LayerSeeds, batch_norm_layer, classifier_head, conv
 from mpl_tf.models.network import convolutional
-from mpl_tf.method.precision import variable_dtype
+from mpl_tf.models.precision import variable_dtype
 
 # (filters, max-pool after the layer)
 LAYERS = ((32, False), (32, True), (48, False))

@@ -7,7 +7,7 @@ import math
 import keras
 import tensorflow as tf
 
-from mpl_tf.method.precision import variable_dtype
+from mpl_tf.models.precision import variable_dtype
 
 LEAKY_SLOPE = 0.2
 

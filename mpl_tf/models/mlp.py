@@ -5,7 +5,7 @@ import keras
 
 from mpl_tf.models.layers import LayerSeeds
 from mpl_tf.models.network import Network
-from mpl_tf.method.precision import variable_dtype
+from mpl_tf.models.precision import variable_dtype
 
 
 def mlp(input_shape, num_classes, hidden=(8, 8), activation="sigmoid", init_scale=0.1,

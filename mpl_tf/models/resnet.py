@@ -6,7 +6,7 @@ import keras
 
 from mpl_tf.models.layers import LayerSeeds, batch_norm_layer, classifier_head, conv
 from mpl_tf.models.network import convolutional
-from mpl_tf.method.precision import variable_dtype
+from mpl_tf.models.precision import variable_dtype
 
 # (bottleneck output channels, blocks, stride of the stage's first block)
 STAGES = ((256, 3, 1), (512, 4, 2), (1024, 6, 2), (2048, 3, 2))

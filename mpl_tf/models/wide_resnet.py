@@ -9,7 +9,7 @@ import keras
 
 from mpl_tf.models.layers import LEAKY_SLOPE, LayerSeeds, batch_norm_layer, classifier_head, conv
 from mpl_tf.models.network import convolutional
-from mpl_tf.method.precision import variable_dtype
+from mpl_tf.models.precision import variable_dtype
 
 BLOCKS_PER_STAGE = 4
 

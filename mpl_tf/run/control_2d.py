@@ -10,7 +10,7 @@ import os
 import numpy as np
 
 from mpl_tf.run import plots
-from mpl_tf.run.fit import fit
+from mpl_tf.run import training
 
 _TITLES = {"mpl": "Meta Pseudo Labels (student)", "uda": "UDA"}  # the run's panel, per method
 
@@ -21,7 +21,7 @@ def train(config, data, strategy, model):
     nor checkpointed)."""
     if config.method == "supervised":
         return model
-    control, _ = fit(config, data, strategy, method="supervised")
+    control, _ = training.train(config, data, strategy, method="supervised")
     return control
 
 

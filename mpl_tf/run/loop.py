@@ -1,6 +1,6 @@
 """The custom fit loop: the model's Keras `train_step` run by `strategy.run` inside a
-tf.function, with Keras callbacks and progress bar around it (`fitting.fit` sets up one
-training around it; `train.py` orchestrates the run).
+tf.function, with Keras callbacks and progress bar around it (`training.train` sets up one
+training around it; `orchestrate.py` orchestrates the run).
 
 Keras 3's `fit()` cannot run under MultiWorkerMirroredStrategy (keras-team/keras#20585: its
 symbolic build all-reduces a per-replica batch); this loop can, so every strategy, from one CPU

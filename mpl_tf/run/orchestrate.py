@@ -1,11 +1,10 @@
-"""The run orchestration: one run as a transaction, end to end (data -> `fitting.fit` under the
-strategy -> accuracies -> the Two Moons control -> finetuning -> results.json and the export),
-and `--mode=finetune` on a finished run.
+"""The run orchestration: one run as a transaction, end to end (data -> `training.train` under
+the strategy -> accuracies -> the Two Moons control -> finetuning -> results.json and the
+export), and `--mode=finetune` on a finished run.
 
-`main.py` parses flags; the pieces live in their own modules: `building` (networks and
-optimizers), `fitting` (one training, resumable), `selection` (--select_on_val), `scoring`
-(accuracy), `supervised_control` (2-D data); `trainer.py` is the Keras base class of the
-trained models and `loop.py` the step loop.
+`main.py` parses flags; the pieces live beside this module: `training` (one training,
+resumable), `loop` (the step loop), `selection` (--select_on_val), `scoring` (accuracy),
+`control_2d` (2-D data); what is trained is built by mpl_tf/method/build.py.
 """
 
 import os
@@ -22,7 +21,7 @@ from mpl_tf.durable import faults
 from mpl_tf.durable import run_dir
 from mpl_tf.run import control_2d
 from mpl_tf.method.build import build_model
-from mpl_tf.run.fit import fit, read_csv_log
+from mpl_tf.run import training
 from mpl_tf.run.scoring import accuracy
 
 
@@ -49,7 +48,7 @@ def _run(config, data, strategy, resume_dir, clock):
                         else data.val_indices.tolist(), "val_ids": list(data.val_ids)})
     run_dir.write_json(os.path.join(config.model_dir, "dataset_info.json"), data.info())
     keras.utils.set_random_seed(config.seed)
-    model, train_logs = fit(config, data, strategy, log_dir=config.model_dir,
+    model, train_logs = training.train(config, data, strategy, log_dir=config.model_dir,
                             resume_dir=resume_dir, clock=clock)
     results = {
         "dataset": config.dataset, "method": config.method, "seed": config.seed,
@@ -93,7 +92,7 @@ _LABELED_LOSS = {"mpl": "labeled_loss_new", "uda": "supervised", "supervised": "
 
 def _divergence(config, data, val_accuracy):
     """results.json's `diverged` and `warnings` (see `faults.divergence`)."""
-    epochs = read_csv_log(os.path.join(config.model_dir, "train_log.csv"))
+    epochs = training.read_csv_log(os.path.join(config.model_dir, "train_log.csv"))
     return faults.divergence(epochs.get(_LABELED_LOSS[config.method], []), val_accuracy,
                              data.num_classes,
                              None if data.val_labels is None else len(data.val_labels))
@@ -181,7 +180,7 @@ def _finetune_into(results, config, data, strategy, network, clock):
     directory = checkpoints.directory(config.model_dir, "finetune")
     os.makedirs(directory, exist_ok=True)
     run_dir.write_json(os.path.join(directory, _FINETUNING_SETTINGS), _finetuning_settings(config))
-    tuned, _ = fit(tuning, data, strategy, log_dir=config.model_dir,
+    tuned, _ = training.train(tuning, data, strategy, log_dir=config.model_dir,
                    initial_weights=network.get_weights(), log_name="finetune", clock=clock)
     results.update(_accuracies(tuned, data, config), finetune_steps=config.finetune_steps,
                    finetune_lr=config.finetune_lr, finetune_batch_size=config.finetune_batch_size)

@@ -18,16 +18,17 @@ import os
 import shutil
 import tempfile
 
-from mpl_tf import cli
+from mpl_tf.durable import quiet
 
-tf = cli.import_tensorflow()  # before anything below imports it, so importing this is quiet
+tf = quiet.import_tensorflow()  # before anything below imports it, so importing this is quiet
 
 import keras  # noqa: E402  (TensorFlow is loaded, so Keras' import prints nothing)
 
 from mpl_tf.serving import model_card  # noqa: E402
 from mpl_tf import models  # noqa: E402
 from mpl_tf.durable import run_dir  # noqa: E402
-from mpl_tf.config import Config, ConfigError  # noqa: E402
+from mpl_tf.config import Config  # noqa: E402
+from mpl_tf.errors import ConfigError  # noqa: E402
 
 EXPORT_DIR = "export"
 HUB_VARIANTS = ("classification", "feature-vector")

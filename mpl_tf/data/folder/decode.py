@@ -34,7 +34,7 @@ def decode(path, orientation_value, size):
     `ImageOps.fit` does, so every image keeps its aspect ratio."""
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
     image = upright(tf.ensure_shape(image, (None, None, 3)), orientation_value)
-    return fit(image, size) if size else image
+    return fit_size(image, size) if size else image
 
 
 def upright(image, orientation_value):
@@ -53,7 +53,7 @@ def upright(image, orientation_value):
     return tf.ensure_shape(tf.switch_case(index, branches), (None, None, 3))
 
 
-def fit(image, size):
+def fit_size(image, size):
     """The central square of `image`, resized to size x size (bilinear, antialiased), uint8."""
     shape = tf.shape(image)
     side = tf.minimum(shape[0], shape[1])
@@ -70,7 +70,7 @@ def fit(image, size):
 
 def error_message(path, orientation_value=1, size=0):
     """Why `decode` fails on `path` (one line), or None if it does not."""
-    from mpl_tf.cli import stderr_silenced
+    from mpl_tf.durable.quiet import stderr_silenced
 
     try:
         with stderr_silenced():  # libjpeg's own complaint

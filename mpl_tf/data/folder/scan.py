@@ -22,7 +22,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from mpl_tf.cli import stderr_silenced
+from mpl_tf.durable.quiet import stderr_silenced
 from mpl_tf.data.folder import decode
 
 CACHE_VERSION = 1  # bump when decode.py's output changes, so old caches are not reused

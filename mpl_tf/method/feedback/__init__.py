@@ -34,7 +34,7 @@ def build(name, sign="paper"):
 def check_config(config):
     """Raises ConfigError unless an MPL run's estimator has a gradient for `--label_type` and
     takes `--feedback_sign`."""
-    from mpl_tf.config import ConfigError
+    from mpl_tf.errors import ConfigError
 
     if config.method != "mpl":
         return

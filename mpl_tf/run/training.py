@@ -17,13 +17,13 @@ from mpl_tf.durable import checkpoints
 from mpl_tf.run import loop
 from mpl_tf.durable import preemption
 from mpl_tf.method.build import build_model
-from mpl_tf.config import TrainingError
+from mpl_tf.errors import TrainingError
 from mpl_tf.data import pipeline
 from mpl_tf.run.selection import SelectOnValidation
 
 
-def fit(config, data, strategy, method=None, log_dir=None, initial_weights=None,
-        log_name="train", resume_dir=None, clock=None):
+def train(config, data, strategy, method=None, log_dir=None, initial_weights=None,
+          log_name="train", resume_dir=None, clock=None):
     """Trains `method` on `data` for config.train_steps steps, from `initial_weights` for the
     trained network if given, resuming from the newest checkpoint in `resume_dir` (default
     `log_dir`; under multi-worker training every worker resumes from the chief's). `clock`
@@ -112,7 +112,7 @@ def read_csv_log(path):
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
-    """Stops fit() once `limit` steps in a row were skipped by the non-finite guard."""
+    """Stops the training once `limit` steps in a row were skipped by the non-finite guard."""
 
     def __init__(self, limit):
         super().__init__()
