@@ -21,6 +21,7 @@ from mpl_tf.method.feedback.forwards import FORWARDS
 from mpl_tf.models import weight_decay_mask
 from mpl_tf.method.teacher_objective import teacher_objective
 from mpl_tf.method.trainer import ClassifierTrainer, all_finite, random_states, restore, restore_unless, snapshot
+from mpl_tf.method.trainer import Network
 from mpl_tf.method.window_stats import WindowCorrelation, WindowMean, WindowStd
 
 
@@ -44,6 +45,16 @@ class MetaPseudoLabels(ClassifierTrainer):
     # applied: these are undefined and left out.
     OPTIONAL_LOGS = ("feedback_h_pseudo_label_accuracy_correlation",
                      "feedback_share_of_teacher_gradient")
+
+    NETWORKS = (Network("teacher", seed_offset=0, optimizer="teacher"),
+                Network("student", seed_offset=1, optimizer="student"))
+    LABELED_LOSS = "labeled_loss_new"
+    TITLE = "Meta Pseudo Labels (student)"
+    DESCRIPTION = "Meta Pseudo Labels (the student of a teacher-student pair)"
+    SERVED = "student"
+    FLAGS = ("label_type", "feedback", "feedback_sign", "feedback_forwards",
+             "feedback_baseline_decay", "feedback_weight", "uda_weight", "uda_temperature",
+             "uda_threshold", "uda_ramp_steps")
 
     def __init__(self, teacher, student, config, **kwargs):
         super().__init__(name="meta_pseudo_labels", **kwargs)
@@ -70,9 +81,19 @@ class MetaPseudoLabels(ClassifierTrainer):
                                    (self.student, self.student_optimizer)):
             optimizer.build(network.trainable_variables, weight_decay_mask(network))
 
+    @classmethod
+    def differentiated_twice(cls, config):
+        return feedback.estimator_class(config.feedback).records_student_step
+
     @property
-    def trained_network(self):
-        return self.student
+    def networks(self):
+        return [self.teacher, self.student]
+
+    def extra_results(self, train_logs, test_accuracy):
+        """The feedback's diagnostics (README, "Feedback diagnostics") and the teacher's test
+        accuracy."""
+        return {"feedback_diagnostics": feedback_diagnostics(train_logs),
+                "teacher_test_accuracy": test_accuracy(self.teacher)}
 
     def train_step(self, data):
         """One step of Meta Pseudo Labels, numbered as in the README ("One step, in order"):
@@ -268,6 +289,24 @@ class MetaPseudoLabels(ClassifierTrainer):
         """The student's unsmoothed labeled loss share, the quantity the feedback measures."""
         return losses.supervised(y_l, self.student(x_l, training=True),
                                  self.config.labeled_batch_size)
+
+
+# results.json's feedback_diagnostics: the run's mean of each log window's diagnostic.
+_DIAGNOSTICS = {
+    "h_mean": "feedback_h",
+    "h_std": "feedback_h_std",
+    "h_positive_fraction": "feedback_h_positive",
+    "coefficient_std": "feedback_coefficient_std",
+    "h_pseudo_label_accuracy_correlation": "feedback_h_pseudo_label_accuracy_correlation",
+    "share_of_teacher_gradient": "feedback_share_of_teacher_gradient",
+    "teacher_uda_loss": "teacher_uda",
+}
+
+
+def feedback_diagnostics(train_logs):
+    """The MPL run's feedback diagnostics, each the mean over its log windows (those it was
+    defined in); a diagnostic no window defined is left out."""
+    return {key: train_logs[name] for key, name in _DIAGNOSTICS.items() if name in train_logs}
 
 
 def _pseudo_label_hits(targets, true_labels):
