@@ -152,7 +152,8 @@ class Config:
     mode: str = _enum("train", MODES, "train: train (then finetune if --finetune_steps); "
                       "finetune: finetune the served network of a finished run in --model_dir.")
     method: str = _enum("mpl", METHODS, "mpl: teacher + student; uda: the teacher's own "
-                        "objective alone; supervised: labeled data only (mpl_tf/method).")
+                        "objective alone; supervised: labeled data only; fixmatch: confident "
+                        "weak-view pseudo labels learnt on the strong view (mpl_tf/method).")
     dataset: str = _str("two_moons", "Data source (see mpl_tf/data/sources.py).",
                         registry="dataset")
     num_labeled: int = _int(12, "Labeled examples, class-balanced, chosen by split_seed.", low=1)
@@ -287,6 +288,12 @@ class Config:
     uda_ramp_steps: int = _int(0, "Steps of the consistency weight's linear ramp.")
     weak_noise: float = _float(0.1, "Two Moons weak view: std of Gaussian input noise.")
     strong_noise: float = _float(0.2, "Two Moons strong view: std of Gaussian input noise.")
+
+    # --- FixMatch (--method=fixmatch) -----------------------------------------------------------
+    fixmatch_threshold: float = _fraction(0.95, "The probability a weak-view prediction needs "
+                                          "for its argmax to count as a pseudo label.",
+                                          high_open=False)
+    fixmatch_weight: float = _float(1.0, "Weight of the loss on the pseudo labels.")
 
     @classmethod
     def from_flags(cls, flag_values=flags.FLAGS):

@@ -15,6 +15,7 @@ METHODS = {
     "mpl": ("mpl", "MetaPseudoLabels"),
     "uda": ("controls", "UDA"),
     "supervised": ("controls", "Supervised"),
+    "fixmatch": ("fixmatch", "FixMatch"),
 }
 NAMES = tuple(METHODS)
 
