@@ -79,7 +79,7 @@ def _run(config, data, strategy, resume_dir, clock):
     if config.finetune_steps:
         run_dir.save_weights(config.model_dir, served, run_dir.TRAINED_WEIGHTS)
         served = _finetune_into(results, config, data, strategy, served, clock)
-    return _finish(config.model_dir, served, results, clock)
+    return _finish(config, served, results, clock)
 
 
 def _divergence(config, data, model, val_accuracy):
@@ -114,7 +114,7 @@ def finetune_run(config, data, strategy=None):
     with attempts.Clock(config.model_dir, "finetune",
                         before=results.get("wall_seconds", 0)) as clock:
         served = _finetune_into(results, config, data, strategy, network, clock)
-    return _finish(config.model_dir, served, results, clock)
+    return _finish(config, served, results, clock)
 
 
 _FINETUNING_SETTINGS = "settings.json"  # in checkpoints/finetune: what its checkpoints are of
@@ -144,18 +144,19 @@ def _strategy(config):
     return strategies.strategy(config.strategy, config.tpu, config.multi_worker_timeout)
 
 
-def _finish(model_dir, served, results, clock):
+def _finish(config, served, results, clock):
     """Saves the `served` network, then writes `results` with the `clock`'s times as
-    results.json, then the export (its model card reads results.json); if the export fails,
-    the previous results.json (or none) is put back, so the run does not look finished
-    without its export. Returns `results`."""
+    results.json, then the export of `config` and `served` as held here (its model card reads
+    results.json); if the export fails, the previous results.json (or none) is put back, so the
+    run does not look finished without its export. Returns `results`."""
+    model_dir = config.model_dir
     run_dir.save_weights(model_dir, served)
     results.update(clock.results())
     path = os.path.join(model_dir, "results.json")
     previous = run_dir.read_json(path) if os.path.exists(path) else None
     run_dir.write_json(path, results)
     try:
-        export.export_run(model_dir, overwrite=True)
+        export.export_run(model_dir, overwrite=True, config=config, network=served)
     except BaseException:
         if previous is None:
             os.remove(path)
