@@ -291,8 +291,9 @@ class Config:
 
     # --- FixMatch (--method=fixmatch) -----------------------------------------------------------
     fixmatch_threshold: float = _fraction(0.95, "The probability a weak-view prediction needs "
-                                          "for its argmax to count as a pseudo label.",
-                                          high_open=False)
+                                          "for its argmax to count as a pseudo label (keep it "
+                                          "below 1 - s + s/K with --label_smoothing=s, which "
+                                          "caps the network's confidence).", high_open=False)
     fixmatch_weight: float = _float(1.0, "Weight of the loss on the pseudo labels.")
 
     @classmethod

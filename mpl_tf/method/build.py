@@ -12,7 +12,7 @@ from mpl_tf import models
 from mpl_tf.method import optim
 from mpl_tf.method import precision
 
-# A network's optimizer role (`Network.optimizer`): the flags of its schedule, as
+# A network's optimizer role (`TrainedNetwork.optimizer`): the flags of its schedule, as
 # (peak lr, warmup steps, wait steps).
 _SCHEDULE_FLAGS = {
     "teacher": lambda config: (config.teacher_lr, config.teacher_warmup_steps, 0),
@@ -42,10 +42,10 @@ def build_model(config, input_shape, num_classes, method=None, dtype=None, pixel
     `config.method`); call inside the strategy scope.
 
     Its networks compute in `dtype` (a dtype or Keras dtype policy; default: the policy of
-    `config.precision`). Each starts from the seed its `Network` declares (2 * seed + offset).
-    The EMA starts as a copy of the served network's weights; it is built from 2 * seed + 1
-    whatever the method, as it always was: the seed state of its (unused) dropout layer, which
-    checkpoints hold, comes from it.
+    `config.precision`). Each starts from the seed its `TrainedNetwork` declares (2 * seed +
+    offset). The EMA starts as a copy of the served network's weights; it is built from
+    2 * seed + 1 whatever the method, as it always was: the seed state of its (unused) dropout
+    layer, which checkpoints hold, comes from it.
     """
     trainer = methods.get(method or config.method)
     dtype = dtype or precision.POLICIES[config.precision]

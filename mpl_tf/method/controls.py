@@ -7,7 +7,8 @@ from mpl_tf.method import losses
 from mpl_tf.durable.strategies import replica_sum
 from mpl_tf.models import weight_decay_mask
 from mpl_tf.method.teacher_objective import teacher_objective
-from mpl_tf.method.trainer import ClassifierTrainer, Network, all_finite, restore_unless, snapshot
+from mpl_tf.method.trainer import (ClassifierTrainer, TrainedNetwork, all_finite, restore_unless,
+                                   snapshot)
 
 
 class SingleNetwork(ClassifierTrainer):
@@ -61,7 +62,7 @@ class Supervised(SingleNetwork):
     """Label-smoothed cross-entropy on the labeled batch; the unlabeled batch is ignored."""
 
     LOG_NAMES = ("loss", "lr", "loss_scale")
-    NETWORKS = (Network("supervised", seed_offset=1, optimizer="network"),)
+    NETWORKS = (TrainedNetwork("supervised", seed_offset=1, optimizer="network"),)
     LABELED_LOSS = "loss"
     TITLE = "Supervised"
     DESCRIPTION = "supervised training on the labeled examples only"
@@ -81,7 +82,7 @@ class UDA(SingleNetwork):
     """Supervised loss plus confidence-masked consistency: MPL's teacher without the student."""
 
     LOG_NAMES = ("loss", "supervised", "uda", "uda_mask_ratio", "lr", "loss_scale")
-    NETWORKS = (Network("uda", seed_offset=0, optimizer="network"),)
+    NETWORKS = (TrainedNetwork("uda", seed_offset=0, optimizer="network"),)
     LABELED_LOSS = "supervised"
     TITLE = "UDA"
     DESCRIPTION = "UDA (consistency training; the network MPL's teacher would be)"

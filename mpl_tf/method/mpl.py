@@ -21,7 +21,7 @@ from mpl_tf.method.feedback.forwards import FORWARDS
 from mpl_tf.models import weight_decay_mask
 from mpl_tf.method.teacher_objective import teacher_objective
 from mpl_tf.method.trainer import ClassifierTrainer, all_finite, random_states, restore, restore_unless, snapshot
-from mpl_tf.method.trainer import Network
+from mpl_tf.method.trainer import TrainedNetwork
 from mpl_tf.method.window_stats import WindowCorrelation, WindowMean, WindowStd
 
 
@@ -46,8 +46,8 @@ class MetaPseudoLabels(ClassifierTrainer):
     OPTIONAL_LOGS = ("feedback_h_pseudo_label_accuracy_correlation",
                      "feedback_share_of_teacher_gradient")
 
-    NETWORKS = (Network("teacher", seed_offset=0, optimizer="teacher"),
-                Network("student", seed_offset=1, optimizer="student"))
+    NETWORKS = (TrainedNetwork("teacher", seed_offset=0, optimizer="teacher"),
+                TrainedNetwork("student", seed_offset=1, optimizer="student"))
     LABELED_LOSS = "labeled_loss_new"
     TITLE = "Meta Pseudo Labels (student)"
     DESCRIPTION = "Meta Pseudo Labels (the student of a teacher-student pair)"

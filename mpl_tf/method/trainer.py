@@ -49,7 +49,7 @@ def random_states(model):
 
 
 @dataclasses.dataclass(frozen=True)
-class Network:
+class TrainedNetwork:
     """A network a method trains: its Keras name; the seed it starts from, 2 * --seed +
     `seed_offset` (MPL's teacher 0, its student 1: each one-network method starts where its MPL
     counterpart does); and whose flags set its optimizer's schedule (mpl_tf/method/build.py):
@@ -82,8 +82,8 @@ class ClassifierTrainer(keras.Model):
     OPTIONAL_LOGS = ()
 
     # What a method declares; the run, the build, the model card and the checks read only this.
-    # Its networks (`Network`s) in the order its constructor takes them (the last one is
-    # served), followed by the config: `Method(*networks, config)`; `compile` takes their
+    # Its networks (`TrainedNetwork`s) in the order its constructor takes them (the last one
+    # is served), followed by the config: `Method(*networks, config)`; `compile` takes their
     # optimizers in the same order.
     NETWORKS = ()
     # The log of the served network's labeled training loss (results.json's divergence check).
