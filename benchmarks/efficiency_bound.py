@@ -37,6 +37,7 @@ from benchmarks.step_benchmark import (IMAGE_SHAPE, NUM_CLASSES, CIFAR_MEAN, CIF
                                        machine, matmul_call, matmul_gflops, step_flops, timing)
 from mpl_tf import models
 from mpl_tf.durable import run_dir
+from mpl_tf import method as methods
 from mpl_tf.method.build import assemble, build_model
 from mpl_tf.models import leaf_layers
 from mpl_tf.models.layers import LEAKY_SLOPE, FusedBatchNormalization
@@ -177,12 +178,8 @@ def rebuilt(model, config, clone_function):
             raise AssertionError(f"a LeakyReLU of {network.name} was kept")
         return cloned
 
-    if isinstance(model, MetaPseudoLabels):
-        method, networks = "mpl", [model.teacher, model.student]
-    else:
-        method, networks = "supervised", [model.network]
-    return assemble(config, method, [clone(n) for n in networks], clone(model.ema_network),
-                    IMAGE_SHAPE)
+    return assemble(config, type(model), [clone(n) for n in model.networks],
+                    clone(model.ema_network), IMAGE_SHAPE)
 
 
 def check_fused_kernel(config, clone_function, images):
@@ -235,7 +232,8 @@ def bn_act_bytes(network, config):
     forwards (in training mode)."""
     per_image = sum(4 * int(np.prod(layer.input.shape[1:])) for layer in leaf_layers(network)
                     if isinstance(layer, keras.layers.BatchNormalization))
-    if config.method == "mpl":  # teacher on B + 2U, student on U; two labeled forwards on B
+    if methods.get(config.method) is MetaPseudoLabels:  # teacher on B + 2U, student on U;
+        # two labeled forwards on B
         b, u = config.labeled_batch_size, config.global_unlabeled_batch_size
         trained, forwarded = b + 2 * u + u, 2 * b
     else:

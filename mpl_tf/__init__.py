@@ -4,6 +4,7 @@ The library API (stable: these names keep their meaning across releases; README 
 
     MetaPseudoLabels      the Keras model: your teacher and student, one train step
     UDA, Supervised       the controls, one network each, built the same way
+    FixMatch              FixMatch (Sohn et al., 2020), one network, built the same way
     Config, make_config   the settings the train steps read (make_config validates them)
     ConfigError           what make_config raises for a value that cannot run
     LABEL_TYPES, FEEDBACKS, FEEDBACK_SIGNS   the choices of label_type, feedback, feedback_sign
@@ -26,6 +27,7 @@ _API = {
     "MetaPseudoLabels": ("mpl_tf.method.mpl", "MetaPseudoLabels"),
     "UDA": ("mpl_tf.method.controls", "UDA"),
     "Supervised": ("mpl_tf.method.controls", "Supervised"),
+    "FixMatch": ("mpl_tf.method.fixmatch", "FixMatch"),
     "Config": ("mpl_tf.config", "Config"),
     "ConfigError": ("mpl_tf.errors", "ConfigError"),
     "LABEL_TYPES": ("mpl_tf.method.pseudo_labels", "NAMES"),

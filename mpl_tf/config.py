@@ -122,8 +122,8 @@ def _enum(default, choices, help, registry=None):
     return _field(default, Spec("enum", help, choices=choices, registry=registry))
 
 
-def _int(default, help, low=0):
-    return _field(default, Spec("int", help, low=low, high=INT_MAX))
+def _int(default, help, low=0, off=None):
+    return _field(default, Spec("int", help, low=low, high=INT_MAX, off=off))
 
 
 def _float(default, help, low=0.0, high=None, low_open=False, high_open=False, off=None):
@@ -149,8 +149,9 @@ class Config:
     mode: str = _enum("train", MODES, "train: train (then finetune if --finetune_steps); "
                       "finetune: finetune the served network of a finished run in --model_dir.")
     method: str = _enum("mpl", None, "What is trained (mpl_tf/method): mpl, a teacher and a "
-                        "student; the controls train one network (uda: the teacher's own "
-                        "objective alone; supervised: labeled data only).", registry="method")
+                        "student; one network for the controls: uda, the teacher's own "
+                        "objective alone; supervised, labeled data only; fixmatch, confident "
+                        "weak-view pseudo labels learnt on the strong view.", registry="method")
     dataset: str = _str("two_moons", "Data source (see mpl_tf/data/sources.py).",
                         registry="dataset")
     num_labeled: int = _int(12, "Labeled examples, class-balanced, chosen by split_seed.", low=1)
@@ -226,8 +227,8 @@ class Config:
     # --- batches and optimisation (batch sizes are global, over all replicas) -----------------
     labeled_batch_size: int = _int(12, "Global labeled batch size B.", low=1)
     unlabeled_batch_size: int = _int(64, "Global unlabeled batch size U.", low=1)
-    teacher_lr: float = _float(0.1, "Teacher learning rate (peak, before any schedule).",
-                               low_open=True)
+    teacher_lr: float = _float(0.1, "Teacher learning rate (peak, before any schedule); also "
+                               "a one-network method's while --network_lr is 0.", low_open=True)
     student_lr: float = _float(0.1, "Student learning rate (peak, before any schedule).",
                                low_open=True)
     momentum: float = _fraction(0.0, "SGD momentum (TF1 semantics; 0 is plain SGD).")
@@ -235,7 +236,15 @@ class Config:
     weight_decay: float = _float(0.0, "Added as wd*w to the gradient of non-BN variables.")
     grad_clip_norm: float = _float(0.0, "Clip gradients by this global norm; 0 turns it off.")
     lr_schedule: str = _enum("constant", LR_SCHEDULES, "Learning-rate decay after warmup.")
-    teacher_warmup_steps: int = _int(0, "Linear warmup steps of the teacher's lr.")
+    teacher_warmup_steps: int = _int(0, "Linear warmup steps of the teacher's lr (and a "
+                                     "one-network method's while --network_warmup_steps is "
+                                     "-1).")
+    network_lr: float = _float(0.0, "Learning rate (peak, before any schedule) of a "
+                               "one-network method (every method but mpl: uda, supervised, "
+                               "...); 0: --teacher_lr's value, which set it before this flag "
+                               "existed.", low_open=True, off=0.0)
+    network_warmup_steps: int = _int(-1, "Linear warmup steps of a one-network method's lr; "
+                                     "-1: --teacher_warmup_steps' value.", off=-1)
     student_warmup_steps: int = _int(0, "Linear warmup steps of the student's lr.")
     student_wait_steps: int = _int(0, "Steps the student's lr stays 0 at the start.")
     ema_decay: float = _fraction(0.0, "Decay of the EMA of the trained network (student) that is "
@@ -278,6 +287,13 @@ class Config:
     weak_noise: float = _float(0.1, "Two Moons weak view: std of Gaussian input noise.")
     strong_noise: float = _float(0.2, "Two Moons strong view: std of Gaussian input noise.")
 
+    # --- FixMatch (--method=fixmatch) -----------------------------------------------------------
+    fixmatch_threshold: float = _fraction(0.95, "The probability a weak-view prediction needs "
+                                          "for its argmax to count as a pseudo label (keep it "
+                                          "below 1 - s + s/K with --label_smoothing=s, which "
+                                          "caps the network's confidence).", high_open=False)
+    fixmatch_weight: float = _float(1.0, "Weight of the loss on the pseudo labels.")
+
     @classmethod
     def from_flags(cls, flag_values=flags.FLAGS):
         """Reads every field from the parsed absl flags of the same name (an unset string flag
@@ -318,6 +334,14 @@ class Config:
         return dataclasses.replace(self, **changes)
 
     @property
+    def network_schedule(self):
+        """(peak lr, warmup steps) of a one-network method's optimizer: --network_lr and
+        --network_warmup_steps, each the teacher's flag when unset (0 and -1)."""
+        warmup = (self.teacher_warmup_steps if self.network_warmup_steps == -1
+                  else self.network_warmup_steps)
+        return self.network_lr or self.teacher_lr, warmup
+
+    @property
     def global_unlabeled_batch_size(self):
         """U: `uda_ratio` x B when uda_ratio is set, else --unlabeled_batch_size."""
         if self.uda_ratio:
@@ -347,8 +371,8 @@ class Config:
         """The supervised config that finetunes the served network: constant lr, no EMA, no
         weight decay or smoothing, one epoch; unlabeled batches are unused, so minimal."""
         return self.replace(
-            method="supervised", ema_decay=0.0, teacher_lr=self.finetune_lr,
-            teacher_warmup_steps=0, lr_schedule="constant", weight_decay=0.0,
+            method="supervised", ema_decay=0.0, network_lr=self.finetune_lr,
+            network_warmup_steps=0, lr_schedule="constant", weight_decay=0.0,
             label_smoothing=0.0, labeled_batch_size=self.finetune_batch_size,
             train_steps=self.finetune_steps, log_every=self.finetune_steps, checkpoint_every=0,
             steps_per_execution=math.gcd(self.steps_per_execution, self.finetune_steps),

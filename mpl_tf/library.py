@@ -28,8 +28,8 @@ def make_config(**settings):
 
     What the train step reads: labeled_batch_size, unlabeled_batch_size (or uda_ratio), seed,
     label_type, feedback, feedback_sign, feedback_baseline_decay, feedback_weight,
-    label_smoothing and the UDA settings (uda_weight, uda_temperature, uda_threshold,
-    uda_ramp_steps)."""
+    label_smoothing, the UDA settings (uda_weight, uda_temperature, uda_threshold,
+    uda_ramp_steps) and FixMatch's (fixmatch_threshold, fixmatch_weight)."""
     return cli.validated(Config(**settings))
 
 

@@ -17,6 +17,7 @@ import tensorflow as tf
 from export_testing import RESULTS, make_run
 
 from mpl_tf import export as export_command
+from mpl_tf import models
 from mpl_tf.serving import export
 from mpl_tf.durable import run_dir
 from mpl_tf.errors import ConfigError
@@ -331,3 +332,27 @@ def test_feature_network_ends_before_dropout_and_the_classifier(gray):
                          network.layers[-1].get_layer("head_pool").output)
     normalized = network.get_layer("normalize")(batch)
     np.testing.assert_allclose(features(batch), pooled(normalized), atol=1e-5)
+
+
+def test_the_end_of_training_hands_over_its_config_and_network(tmp_path):
+    """orchestrate's export: the config and served network it holds, not config.json and the
+    weights file (here both stale); the network may be of another precision or batch-norm
+    kernel (an exact-feedback student) than the float32 network the export builds."""
+    make_run(tmp_path, model="cnn", input_shape=(8, 8, 1), num_classes=10)
+    config = export.Config.from_json(str(tmp_path / "config.json")).replace(
+        method="uda", model="cnn", finetune_steps=7)
+    info = run_dir.read_json(str(tmp_path / "dataset_info.json"))
+    held = models.build(config, (8, 8, 1), 10, seed=5, name="student_ema",
+                        dtype="mixed_float16", pixel_mean=info["pixel_mean"],
+                        pixel_std=info["pixel_std"], differentiated_twice=True)
+    export_dir = export.export_run(str(tmp_path), overwrite=True, config=config, network=held)
+    pixels = images((3, 8, 8, 1), seed=4).astype(np.float32)
+    classifier = tf.saved_model.load(os.path.join(export_dir, "hub", "classification"))
+    reference = models.build(config, (8, 8, 1), 10, seed=0, name="reference",
+                             pixel_mean=info["pixel_mean"], pixel_std=info["pixel_std"])
+    reference.set_weights(held.get_weights())
+    np.testing.assert_allclose(classifier(np.repeat(pixels, 3, -1) / 255.0),
+                               reference(pixels, training=False), atol=1e-5)
+    with open(os.path.join(export_dir, "hub", "MODEL_CARD.md")) as f:
+        card = f.read()
+    assert "UDA" in card and "finetuned for 7 steps" in card

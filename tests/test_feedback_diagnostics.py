@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mpl_tf.run.orchestrate import feedback_diagnostics
+from mpl_tf.method.mpl import feedback_diagnostics
 from command_testing import main_subprocess as run_main
 from test_data_main import image_folder
 from mpl_testing import (batch, build, distributed_step_config, one_device_and_two_replicas,

@@ -1,25 +1,31 @@
 """Building a method's trainer: its networks, optimizers and EMA, compiled and built.
 
-One place decides how MPL, UDA and the supervised control are put together (seeds, optimizer
-settings), so every run, test and benchmark trains the same models.
+One place puts every method together from what its class declares (mpl_tf/method/trainer.py:
+its networks, their seeds and optimizers), so every run, test and benchmark trains the same
+models.
 """
 
 import functools
 
-from mpl_tf.method import feedback
+from mpl_tf import method as methods
 from mpl_tf import models
 from mpl_tf.method import optim
 from mpl_tf.models import precision
-from mpl_tf.method.controls import UDA, Supervised
-from mpl_tf.method.mpl import MetaPseudoLabels
+
+# A network's optimizer role (`TrainedNetwork.optimizer`): the flags of its schedule, as
+# (peak lr, warmup steps, wait steps).
+_SCHEDULE_FLAGS = {
+    "teacher": lambda config: (config.teacher_lr, config.teacher_warmup_steps, 0),
+    "student": lambda config: (config.student_lr, config.student_warmup_steps,
+                               config.student_wait_steps),
+    "network": lambda config: (*config.network_schedule, 0),
+}
 
 
 def make_optimizer(config, role):
-    """The teacher's or the student's optimizer, with its schedule (single networks use the
-    teacher's settings: they are trained the way MPL's teacher is)."""
-    lr = config.student_lr if role == "student" else config.teacher_lr
-    warmup = config.student_warmup_steps if role == "student" else config.teacher_warmup_steps
-    wait = config.student_wait_steps if role == "student" else 0
+    """The optimizer of a network in `role` ("teacher", "student" or "network", a one-network
+    method's), with its schedule."""
+    lr, warmup, wait = _SCHEDULE_FLAGS[role](config)
     schedule = functools.partial(optim.learning_rate, peak=lr, schedule=config.lr_schedule,
                                  total_steps=config.train_steps, warmup_steps=warmup,
                                  wait_steps=wait)
@@ -32,38 +38,32 @@ def make_optimizer(config, role):
 
 def build_model(config, input_shape, num_classes, method=None, dtype=None, pixel_mean=None,
                 pixel_std=None):
-    """The compiled, built Keras model for `method`; call inside the strategy scope.
+    """The compiled, built Keras model of `method` (a registered name; default
+    `config.method`); call inside the strategy scope.
 
     Its networks compute in `dtype` (a dtype or Keras dtype policy; default: the policy of
-    `config.precision`).
-
-    Seeds: the teacher (and the UDA network) start from 2*seed, the student (and the supervised
-    network) from 2*seed+1, so each control starts where its MPL counterpart starts.
+    `config.precision`). Each starts from the seed its `TrainedNetwork` declares (2 * seed +
+    offset). The EMA starts as a copy of the served network's weights; it is built from
+    2 * seed + 1 whatever the method, as it always was: the seed state of its (unused) dropout
+    layer, which checkpoints hold, comes from it.
     """
-    method = method or config.method
+    trainer = methods.get(method or config.method)
     dtype = dtype or precision.POLICIES[config.precision]
-    teacher_seed, student_seed = 2 * config.seed, 2 * config.seed + 1
     network = functools.partial(models.build, config, input_shape, num_classes, dtype=dtype,
                                 pixel_mean=pixel_mean, pixel_std=pixel_std,
-                                differentiated_twice=method == "mpl" and feedback.estimator_class(
-                                    config.feedback).records_student_step)
-    trained = {"mpl": [(teacher_seed, "teacher"), (student_seed, "student")],
-               "uda": [(teacher_seed, "uda")], "supervised": [(student_seed, "supervised")]}
-    networks = [network(seed=seed, name=name) for seed, name in trained[method]]
-    average = (network(seed=student_seed, name=f"{networks[-1].name}_ema")
+                                differentiated_twice=trainer.differentiated_twice(config))
+    networks = [network(seed=2 * config.seed + n.seed_offset, name=n.name)
+                for n in trainer.NETWORKS]
+    average = (network(seed=2 * config.seed + 1, name=f"{trainer.NETWORKS[-1].name}_ema")
                if config.ema_decay else None)
-    return assemble(config, method, networks, average, input_shape)
+    return assemble(config, trainer, networks, average, input_shape)
 
 
-def assemble(config, method, networks, average, input_shape):
-    """The compiled, built Keras model of `method` around its `networks` (teacher and student
-    for MPL, else the one network), serving `average` as the EMA when given."""
-    if method == "mpl":
-        model = MetaPseudoLabels(*networks, config)
-        optimizers = (make_optimizer(config, "teacher"), make_optimizer(config, "student"))
-    else:
-        model = {"uda": UDA, "supervised": Supervised}[method](*networks, config)
-        optimizers = (make_optimizer(config, "teacher"),)
+def assemble(config, trainer, networks, average, input_shape):
+    """The compiled, built Keras model of the method class `trainer` around its `networks` (in
+    the order of its `NETWORKS`), serving `average` as the EMA when given."""
+    model = trainer(*networks, config)
+    optimizers = [make_optimizer(config, n.optimizer) for n in trainer.NETWORKS]
     if average is not None:
         model.attach_ema(average, config.ema_decay, config.ema_start_step)
     model.compile(*optimizers)  # our loop drives the steps; Keras compile options do not apply

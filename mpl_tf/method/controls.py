@@ -7,11 +7,13 @@ from mpl_tf.method import losses
 from mpl_tf.durable.strategies import replica_sum
 from mpl_tf.models import weight_decay_mask
 from mpl_tf.method.teacher_objective import teacher_objective
-from mpl_tf.method.trainer import ClassifierTrainer, all_finite, restore_unless, snapshot
+from mpl_tf.method.trainer import (ClassifierTrainer, TrainedNetwork, all_finite, restore_unless,
+                                   snapshot)
 
 
-class _SingleNetwork(ClassifierTrainer):
-    """One network, one optimizer; subclasses define `objective`."""
+class SingleNetwork(ClassifierTrainer):
+    """One network, one optimizer (set by --network_lr and --network_warmup_steps); subclasses
+    define `objective`, and may turn its summed logs into ratios in `summarize`."""
 
     def __init__(self, network, config, **kwargs):
         super().__init__(**kwargs)
@@ -29,8 +31,8 @@ class _SingleNetwork(ClassifierTrainer):
                                      weight_decay_mask(self.network))
 
     @property
-    def trained_network(self):
-        return self.network
+    def networks(self):
+        return [self.network]
 
     def train_step(self, data):
         variables = self.network.trainable_variables
@@ -41,20 +43,30 @@ class _SingleNetwork(ClassifierTrainer):
         with tf.GradientTape() as tape:
             loss, logs = self.objective(data)
         grads = replica_sum(loss_scale.gradients(tape, loss, variables))
-        logs = dict(zip(logs, replica_sum(list(logs.values()))))
+        logs, weights = self.summarize(dict(zip(logs, replica_sum(list(logs.values())))))
         grads_finite = all_finite(grads)
         ok = tf.logical_and(grads_finite, all_finite([logs["loss"]]))
         lr = self.network_optimizer.apply(grads, variables, apply_if=ok)
         restore_unless(ok, statistics, saved_statistics)
         self.update_ema(step, apply_if=ok)
         loss_scale.update(grads_finite)
-        return self.record(ok, {**logs, "lr": lr, "loss_scale": loss_scale.value()})
+        return self.record(ok, {**logs, "lr": lr, "loss_scale": loss_scale.value()}, weights)
+
+    def summarize(self, logs):
+        """The logs to record from the objective's (summed over replicas), and their weights
+        (see `ClassifierTrainer.record`)."""
+        return logs, None
 
 
-class Supervised(_SingleNetwork):
+class Supervised(SingleNetwork):
     """Label-smoothed cross-entropy on the labeled batch; the unlabeled batch is ignored."""
 
     LOG_NAMES = ("loss", "lr", "loss_scale")
+    NETWORKS = (TrainedNetwork("supervised", seed_offset=1, optimizer="network"),)
+    LABELED_LOSS = "loss"
+    TITLE = "Supervised"
+    DESCRIPTION = "supervised training on the labeled examples only"
+    TWO_D_CONTROL = False
 
     def __init__(self, network, config, **kwargs):
         super().__init__(network, config, name="supervised", **kwargs)
@@ -66,10 +78,15 @@ class Supervised(_SingleNetwork):
         return loss, {"loss": loss}
 
 
-class UDA(_SingleNetwork):
+class UDA(SingleNetwork):
     """Supervised loss plus confidence-masked consistency: MPL's teacher without the student."""
 
     LOG_NAMES = ("loss", "supervised", "uda", "uda_mask_ratio", "lr", "loss_scale")
+    NETWORKS = (TrainedNetwork("uda", seed_offset=0, optimizer="network"),)
+    LABELED_LOSS = "supervised"
+    TITLE = "UDA"
+    DESCRIPTION = "UDA (consistency training; the network MPL's teacher would be)"
+    FLAGS = ("uda_weight", "uda_temperature", "uda_threshold", "uda_ramp_steps")
 
     def __init__(self, network, config, **kwargs):
         super().__init__(network, config, name="uda", **kwargs)

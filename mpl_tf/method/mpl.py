@@ -21,7 +21,8 @@ from mpl_tf.method.feedback.forwards import FORWARDS
 from mpl_tf.models import weight_decay_mask
 from mpl_tf.method.teacher_objective import teacher_objective
 from mpl_tf.durable.seeds import random_states
-from mpl_tf.method.trainer import ClassifierTrainer, all_finite, restore, restore_unless, snapshot
+from mpl_tf.method.trainer import (ClassifierTrainer, TrainedNetwork, all_finite, restore,
+                                   restore_unless, snapshot)
 from mpl_tf.method.window_stats import WindowCorrelation, WindowMean, WindowStd
 
 
@@ -45,6 +46,16 @@ class MetaPseudoLabels(ClassifierTrainer):
     # applied: these are undefined and left out.
     OPTIONAL_LOGS = ("feedback_h_pseudo_label_accuracy_correlation",
                      "feedback_share_of_teacher_gradient")
+
+    NETWORKS = (TrainedNetwork("teacher", seed_offset=0, optimizer="teacher"),
+                TrainedNetwork("student", seed_offset=1, optimizer="student"))
+    LABELED_LOSS = "labeled_loss_new"
+    TITLE = "Meta Pseudo Labels (student)"
+    DESCRIPTION = "Meta Pseudo Labels (the student of a teacher-student pair)"
+    SERVED = "student"
+    FLAGS = ("label_type", "feedback", "feedback_sign", "feedback_forwards",
+             "feedback_baseline_decay", "feedback_weight", "uda_weight", "uda_temperature",
+             "uda_threshold", "uda_ramp_steps")
 
     def __init__(self, teacher, student, config, **kwargs):
         super().__init__(name="meta_pseudo_labels", **kwargs)
@@ -71,66 +82,105 @@ class MetaPseudoLabels(ClassifierTrainer):
                                    (self.student, self.student_optimizer)):
             optimizer.build(network.trainable_variables, weight_decay_mask(network))
 
+    @classmethod
+    def differentiated_twice(cls, config):
+        return feedback.estimator_class(config.feedback).records_student_step
+
     @property
-    def trained_network(self):
-        return self.student
+    def networks(self):
+        return [self.teacher, self.student]
+
+    def extra_results(self, train_logs, test_accuracy):
+        """The feedback's diagnostics (README, "Feedback diagnostics") and the teacher's test
+        accuracy."""
+        return {"feedback_diagnostics": feedback_diagnostics(train_logs),
+                "teacher_test_accuracy": test_accuracy(self.teacher)}
 
     def train_step(self, data):
+        """One step of Meta Pseudo Labels, numbered as in the README ("One step, in order"):
+        1. the teacher's objective and pseudo labels, 2. the student's step on them, 3. measured
+        by its labeled loss just before and after, 4. the teacher's update on its objective plus
+        the feedback's term, 5. the student's EMA. A non-finite step is undone whole."""
         (x_l, y_l), (x_uw, x_us, y_u) = data
         cfg, estimator = self.config, self.estimator
         step = self.teacher_optimizer.iterations.read_value()
-        teacher_scale = self.teacher_optimizer.loss_scale
         step_state = self._step_state()
         saved_state = snapshot(step_state)  # before any forward moves batch-norm statistics
-
         # Persistent: on log steps the feedback term's own gradient is taken too.
         with tf.GradientTape(persistent=True) as teacher_tape:
+            # 1. The teacher on [x_l; x_u_weak; x_u_strong]; pseudo labels of the strong view.
             objective = teacher_objective(self.teacher, x_l, y_l, x_uw, x_us, step, cfg)
-            t_us = objective.strong_logits
-            targets = self.pseudo_labeler(t_us, pseudo_labels.step_seed(cfg.seed, step))
-            if not estimator.records_student_step:
-                targets = tf.stop_gradient(targets)
-
-            # Only an estimator that differentiates through the student's step has the teacher's
-            # tape record it (second order); otherwise recording would waste memory.
-            recording = (contextlib.nullcontext() if estimator.records_student_step
-                         else teacher_tape.stop_recording())
-            with recording:
+            targets = self._pseudo_labels(objective.strong_logits, step)
+            # 2. The student's loss on them (recorded for a second-order estimator only),
+            with self._recording(teacher_tape):
                 student_loss, pseudo_grads, s_l = self._pseudo_label_gradients(x_us, x_l,
                                                                               targets)
             with teacher_tape.stop_recording():
+                # 2.-3. its step between two measurements of its labeled loss, and h.
                 student_step, student_lr, student_finite = self._student_step(
-                    x_l, y_l, s_l, pseudo_grads, targets, t_us)
+                    x_l, y_l, s_l, pseudo_grads, targets, objective.strong_logits)
                 h = estimator.signal(student_step)
                 coefficient = estimator.coefficient(h, self.feedback_baseline,
                                                     cfg.feedback_baseline_decay)
+            # 4. The teacher's loss: its objective plus the feedback estimator's term.
             feedback_term = cfg.feedback_weight * estimator.teacher_term(student_step,
                                                                          coefficient)
             teacher_loss = objective.loss + feedback_term
-
-        teacher_grads = replica_sum(teacher_scale.gradients(teacher_tape, teacher_loss,
-                                                            self.teacher.trainable_variables))
+        teacher_grads = replica_sum(self.teacher_optimizer.loss_scale.gradients(
+            teacher_tape, teacher_loss, self.teacher.trainable_variables))
         log_step = tf.equal((self.steps_run + 1) % min(cfg.log_every, cfg.train_steps), 0)
         share = self._feedback_share(teacher_tape, feedback_term, teacher_grads, log_step)
         del teacher_tape
-        teacher_finite = all_finite(teacher_grads)
-        old, new = student_step.labeled_loss_before, student_step.labeled_loss_after
-        ok = tf.logical_and(tf.logical_and(student_finite, teacher_finite),
-                            all_finite([old, new, h]))
+        ok, teacher_finite = self._verdict(student_finite, teacher_grads, student_step, h)
         teacher_lr = self.teacher_optimizer.apply(teacher_grads, self.teacher.trainable_variables,
                                                   apply_if=ok)
         restore_unless(ok, step_state, saved_state)
+        # 5. The student's EMA.
         self.update_ema(step, apply_if=ok)
+        self._update_loss_scales(student_finite, teacher_finite)
+        return self._logs(ok, log_step, objective, targets, y_u, student_step, h, coefficient,
+                          teacher_loss=teacher_loss, student_loss=student_loss,
+                          teacher_lr=teacher_lr, student_lr=student_lr, share=share)
+
+    def _pseudo_labels(self, teacher_strong_logits, step):
+        """The student's targets (`--label_type`), held fixed unless the estimator
+        differentiates through the student's step."""
+        targets = self.pseudo_labeler(teacher_strong_logits,
+                                      pseudo_labels.step_seed(self.config.seed, step))
+        return targets if self.estimator.records_student_step else tf.stop_gradient(targets)
+
+    def _recording(self, teacher_tape):
+        """Only an estimator that differentiates through the student's step has the teacher's
+        tape record it (second order); otherwise recording would waste memory."""
+        return (contextlib.nullcontext() if self.estimator.records_student_step
+                else teacher_tape.stop_recording())
+
+    def _verdict(self, student_finite, teacher_grads, student_step, h):
+        """The non-finite guard: (whether the step's losses and gradients are all finite,
+        whether the teacher's gradients are)."""
+        teacher_finite = all_finite(teacher_grads)
+        measured = [student_step.labeled_loss_before, student_step.labeled_loss_after, h]
+        ok = tf.logical_and(tf.logical_and(student_finite, teacher_finite), all_finite(measured))
+        return ok, teacher_finite
+
+    def _update_loss_scales(self, student_finite, teacher_finite):
+        """Dynamic loss scaling (mixed_float16; a no-op otherwise)."""
         self.student_optimizer.loss_scale.update(student_finite)
         # A student overflow makes h (dot) or the exact term non-finite, and so the teacher's
         # gradients: that says nothing about the teacher's own scale.
-        teacher_scale.update(teacher_finite, counts=student_finite)
+        self.teacher_optimizer.loss_scale.update(teacher_finite, counts=student_finite)
 
+    def _logs(self, ok, log_step, objective, targets, y_u, student_step, h, coefficient, *,
+              teacher_loss, student_loss, teacher_lr, student_lr, share):
+        """Records the step (`ClassifierTrainer.record`): its global losses, the feedback's
+        values and diagnostics, pseudo-label accuracy against the hidden labels."""
+        cfg = self.config
         teacher_loss, supervised, uda, student_loss, masked, correct, known = replica_sum([
             teacher_loss, objective.supervised, objective.uda, student_loss,
             tf.reduce_sum(objective.uda_mask),
             *_pseudo_label_hits(targets, y_u)])
         label_accuracy = correct / tf.maximum(known, 1.0)
+        old, new = student_step.labeled_loss_before, student_step.labeled_loss_after
         return self.record(ok, {
             "teacher_loss": teacher_loss, "teacher_supervised": supervised, "teacher_uda": uda,
             "uda_mask_ratio": masked / cfg.global_unlabeled_batch_size,
@@ -140,7 +190,7 @@ class MetaPseudoLabels(ClassifierTrainer):
             "feedback_baseline": self.feedback_baseline, "feedback_coefficient": coefficient,
             "pseudo_label_accuracy": label_accuracy,
             "teacher_lr": teacher_lr, "student_lr": student_lr,
-            "teacher_loss_scale": teacher_scale.value(),
+            "teacher_loss_scale": self.teacher_optimizer.loss_scale.value(),
             "student_loss_scale": self.student_optimizer.loss_scale.value(),
             "feedback_h_std": h, "feedback_coefficient_std": coefficient,
             "feedback_h_pseudo_label_accuracy_correlation": (h, label_accuracy),
@@ -240,6 +290,24 @@ class MetaPseudoLabels(ClassifierTrainer):
         """The student's unsmoothed labeled loss share, the quantity the feedback measures."""
         return losses.supervised(y_l, self.student(x_l, training=True),
                                  self.config.labeled_batch_size)
+
+
+# results.json's feedback_diagnostics: the run's mean of each log window's diagnostic.
+_DIAGNOSTICS = {
+    "h_mean": "feedback_h",
+    "h_std": "feedback_h_std",
+    "h_positive_fraction": "feedback_h_positive",
+    "coefficient_std": "feedback_coefficient_std",
+    "h_pseudo_label_accuracy_correlation": "feedback_h_pseudo_label_accuracy_correlation",
+    "share_of_teacher_gradient": "feedback_share_of_teacher_gradient",
+    "teacher_uda_loss": "teacher_uda",
+}
+
+
+def feedback_diagnostics(train_logs):
+    """The MPL run's feedback diagnostics, each the mean over its log windows (those it was
+    defined in); a diagnostic no window defined is left out."""
+    return {key: train_logs[name] for key, name in _DIAGNOSTICS.items() if name in train_logs}
 
 
 def _pseudo_label_hits(targets, true_labels):

@@ -1,9 +1,11 @@
-"""The Keras base class of the trained models (`ClassifierTrainer`: MetaPseudoLabels, UDA,
-Supervised) and what their train steps share: metric trackers, the EMA of the trained network,
-and the non-finite guard.
+"""The Keras base class of the trained models (`ClassifierTrainer`: one per method, registered
+in mpl_tf/method/__init__.py), what a method declares, and what their train steps share: metric
+trackers, the EMA of the trained network, and the non-finite guard.
 
 Not the run (mpl_tf/run/orchestrate.py) nor the step loop (mpl_tf/run/loop.py).
 """
+
+import dataclasses
 
 import keras
 import tensorflow as tf
@@ -40,10 +42,24 @@ def _assign(variable, saved):
     variable.assign(saved)
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainedNetwork:
+    """A network a method trains: its Keras name; the seed it starts from, 2 * --seed +
+    `seed_offset` (MPL's teacher 0, its student 1: each one-network method starts where its MPL
+    counterpart does); and whose flags set its optimizer's schedule (mpl_tf/method/build.py):
+    "teacher", "student", or "network" (--network_lr, --network_warmup_steps, which fall back on
+    the teacher's flags)."""
+
+    name: str
+    seed_offset: int
+    optimizer: str
+
+
 class ClassifierTrainer(keras.Model):
     """A Keras model whose `call` is the network it evaluates, saves and serves.
 
-    Subclasses name the network they train (`trained_network`) and list their log names in
+    Subclasses declare what a run needs of them (`NETWORKS` and the rest below), give their
+    networks (`networks`; the last is the `trained_network`) and list their log names in
     `LOG_NAMES` (averaged over each log window) and `WINDOW_LOGS` (name: a window statistic of
     mpl_tf/method/window_stats.py); `train_step` returns globally reduced values through `record`,
     which keeps one metric per name so `fit()` resets them each epoch and TensorBoard/CSV
@@ -58,6 +74,41 @@ class ClassifierTrainer(keras.Model):
     LOG_NAMES = ()
     WINDOW_LOGS = {}
     OPTIONAL_LOGS = ()
+
+    # What a method declares; the run, the build, the model card and the checks read only this.
+    # Its networks (`TrainedNetwork`s) in the order its constructor takes them (the last one
+    # is served), followed by the config: `Method(*networks, config)`; `compile` takes their
+    # optimizers in the same order.
+    NETWORKS = ()
+    # The log of the served network's labeled training loss (results.json's divergence check).
+    LABELED_LOSS = None
+    TITLE = ""  # short: the run's panel of the 2-D figure
+    DESCRIPTION = ""  # the model card's "trained with ..."
+    SERVED = "trained network"  # the model card's name of the network that is served
+    # The flags of its own (beyond those every method takes): recorded in results.json, listed
+    # on the model card; a group of flags is checked only for the methods that take it.
+    FLAGS = ()
+    # On 2-D data, a supervised control is trained beside the run and drawn next to it; False
+    # for the supervised method, which is that control.
+    TWO_D_CONTROL = True
+
+    @classmethod
+    def differentiated_twice(cls, config):
+        """Whether the step under `config` differentiates through a gradient (its networks are
+        then built with Keras' batch norm: see `models.build`)."""
+        del config
+        return False
+
+    @property
+    def networks(self):
+        """The trained networks, in the order of `NETWORKS`."""
+        raise NotImplementedError
+
+    def extra_results(self, train_logs, test_accuracy):
+        """results.json entries of the method's own, from the run's mean `train_logs` and
+        `test_accuracy(network)`."""
+        del train_logs, test_accuracy
+        return {}
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -80,7 +131,8 @@ class ClassifierTrainer(keras.Model):
 
     @property
     def trained_network(self):
-        raise NotImplementedError
+        """The network whose weights are served (or averaged into the served EMA)."""
+        return self.networks[-1]
 
     @property
     def serving_network(self):

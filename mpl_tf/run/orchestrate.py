@@ -60,20 +60,15 @@ def _run(config, data, strategy, resume_dir, clock):
     }
     if config.label_fraction:
         results["label_fraction"] = config.label_fraction
-    results.update(_divergence(config, data, results["val_accuracy"]))
+    results.update(_divergence(config, data, model, results["val_accuracy"]))
     if config.select_on_val:
         results["selected_step"] = getattr(model, "selected_step", None)  # None: no epoch ran
     if config.ema_decay:
         results["raw_test_accuracy"] = accuracy(model.trained_network, data, "test",
                                                 config.eval_batch_size)
-    if config.method == "mpl":
-        results.update(label_type=config.label_type, feedback=config.feedback,
-                       feedback_sign=config.feedback_sign,
-                       feedback_forwards=config.feedback_forwards,
-                       feedback_baseline_decay=config.feedback_baseline_decay,
-                       feedback_diagnostics=feedback_diagnostics(train_logs),
-                       teacher_test_accuracy=accuracy(model.teacher, data, "test",
-                                                      config.eval_batch_size))
+    results.update({name: getattr(config, name) for name in model.FLAGS})
+    results.update(model.extra_results(train_logs, lambda network: accuracy(
+        network, data, "test", config.eval_batch_size)))
     if data.input_shape == (2,):  # 2-D data: a supervised control beside the run, and a figure
         control = control_2d.train(config, data, strategy, model)
         control_2d.draw(config, data, control, model)
@@ -83,17 +78,14 @@ def _run(config, data, strategy, resume_dir, clock):
     if config.finetune_steps:
         run_dir.save_weights(config.model_dir, served, run_dir.TRAINED_WEIGHTS)
         served = _finetune_into(results, config, data, strategy, served, clock)
-    return _finish(config.model_dir, served, results, clock)
+    return _finish(config, served, results, clock)
 
 
-# The served network's labeled training loss, per method (what divergence is judged on).
-_LABELED_LOSS = {"mpl": "labeled_loss_new", "uda": "supervised", "supervised": "loss"}
-
-
-def _divergence(config, data, val_accuracy):
-    """results.json's `diverged` and `warnings` (see `faults.divergence`)."""
+def _divergence(config, data, model, val_accuracy):
+    """results.json's `diverged` and `warnings` (see `faults.divergence`), judged on the served
+    network's labeled training loss (the log its method names)."""
     epochs = training.read_csv_log(os.path.join(config.model_dir, "train_log.csv"))
-    return faults.divergence(epochs.get(_LABELED_LOSS[config.method], []), val_accuracy,
+    return faults.divergence(epochs.get(model.LABELED_LOSS, []), val_accuracy,
                              data.num_classes,
                              None if data.val_labels is None else len(data.val_labels))
 
@@ -104,8 +96,9 @@ def finetune_run(config, data, strategy=None):
     strategy = strategy or _strategy(config)
     results = run_dir.read_json(os.path.join(config.model_dir, "results.json"))
     with strategy.scope():
-        network = build_model(config, data.input_shape, data.num_classes, "supervised",
-                              pixel_mean=data.pixel_mean, pixel_std=data.pixel_std).network
+        network = build_model(config.finetuning(strategy.num_replicas_in_sync),
+                              data.input_shape, data.num_classes, pixel_mean=data.pixel_mean,
+                              pixel_std=data.pixel_std).trained_network
     trained = os.path.join(config.model_dir, run_dir.TRAINED_WEIGHTS)
     if not os.path.exists(trained):  # never finetuned: the served network is the trained one
         run_dir.save_weights(config.model_dir, _load(network, config.model_dir),
@@ -120,7 +113,7 @@ def finetune_run(config, data, strategy=None):
     with attempts.Clock(config.model_dir, "finetune",
                         before=results.get("wall_seconds", 0)) as clock:
         served = _finetune_into(results, config, data, strategy, network, clock)
-    return _finish(config.model_dir, served, results, clock)
+    return _finish(config, served, results, clock)
 
 
 _FINETUNING_SETTINGS = "settings.json"  # in checkpoints/finetune: what its checkpoints are of
@@ -150,18 +143,19 @@ def _strategy(config):
     return strategies.strategy(config.strategy, config.tpu, config.multi_worker_timeout)
 
 
-def _finish(model_dir, served, results, clock):
+def _finish(config, served, results, clock):
     """Saves the `served` network, then writes `results` with the `clock`'s times as
-    results.json, then the export (its model card reads results.json); if the export fails,
-    the previous results.json (or none) is put back, so the run does not look finished
-    without its export. Returns `results`."""
+    results.json, then the export of `config` and `served` as held here (its model card reads
+    results.json); if the export fails, the previous results.json (or none) is put back, so the
+    run does not look finished without its export. Returns `results`."""
+    model_dir = config.model_dir
     run_dir.save_weights(model_dir, served)
     results.update(clock.results())
     path = os.path.join(model_dir, "results.json")
     previous = run_dir.read_json(path) if os.path.exists(path) else None
     run_dir.write_json(path, results)
     try:
-        export.export_run(model_dir, overwrite=True)
+        export.export_run(model_dir, overwrite=True, config=config, network=served)
     except BaseException:
         if previous is None:
             os.remove(path)
@@ -185,24 +179,6 @@ def _finetune_into(results, config, data, strategy, network, clock):
     results.update(_accuracies(tuned, data, config), finetune_steps=config.finetune_steps,
                    finetune_lr=config.finetune_lr, finetune_batch_size=config.finetune_batch_size)
     return tuned.serving_network
-
-
-# results.json's feedback_diagnostics: the run's mean of each log window's diagnostic.
-_DIAGNOSTICS = {
-    "h_mean": "feedback_h",
-    "h_std": "feedback_h_std",
-    "h_positive_fraction": "feedback_h_positive",
-    "coefficient_std": "feedback_coefficient_std",
-    "h_pseudo_label_accuracy_correlation": "feedback_h_pseudo_label_accuracy_correlation",
-    "share_of_teacher_gradient": "feedback_share_of_teacher_gradient",
-    "teacher_uda_loss": "teacher_uda",
-}
-
-
-def feedback_diagnostics(train_logs):
-    """The MPL run's feedback diagnostics, each the mean over its log windows (those it was
-    defined in); a diagnostic no window defined is left out."""
-    return {key: train_logs[name] for key, name in _DIAGNOSTICS.items() if name in train_logs}
 
 
 def _accuracies(model, data, config):

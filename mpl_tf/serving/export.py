@@ -1,5 +1,6 @@
 """Exporting a finished run for serving and reuse (the library; `mpl_tf/export.py` is its
-command, `python -m mpl_tf.export --model_dir=DIR`, and training calls `export_run` too).
+command, `python -m mpl_tf.export --model_dir=DIR`, which reads the run back from DIR; training
+calls `export_run` too, handing over the config and served network it holds).
 
 DIR/export/saved_model (for TF Serving, with the preprocessing inside) and
 DIR/export/hub/{classification,feature-vector} (TF Hub reusable SavedModels, with MODEL_CARD.md
@@ -59,22 +60,29 @@ def check_finished(model_dir):
                           f"{', '.join(missing)}); train it first with python -m mpl_tf.main")
 
 
-def load_run(model_dir):
-    """The finished run in `model_dir`, its served network rebuilt and its weights loaded."""
+def load_run(model_dir, config=None, network=None):
+    """The finished run in `model_dir`, its served network rebuilt (float32, outside any
+    distribution strategy) with its weights loaded: from model_dir's files, or from the `config`
+    and served `network` given (what the training that just finished holds)."""
     check_finished(model_dir)
-    config = Config.from_json(os.path.join(model_dir, "config.json"))
+    config = config or Config.from_json(os.path.join(model_dir, "config.json"))
     info = run_dir.read_json(os.path.join(model_dir, "dataset_info.json"))
-    network = models.build(config, tuple(info["input_shape"]), info["num_classes"], seed=0,
+    serving = models.build(config, tuple(info["input_shape"]), info["num_classes"], seed=0,
                            name="serving", pixel_mean=info["pixel_mean"],
                            pixel_std=info["pixel_std"])
-    network.load_weights(os.path.join(model_dir, run_dir.SERVING_WEIGHTS))
+    if network is None:
+        serving.load_weights(os.path.join(model_dir, run_dir.SERVING_WEIGHTS))
+    else:
+        serving.set_weights(network.get_weights())
     return Run(model_dir, config, info, run_dir.read_json(os.path.join(model_dir, "results.json")),
-               network)
+               serving)
 
 
-def export_run(model_dir, overwrite=False):
+def export_run(model_dir, overwrite=False, config=None, network=None):
     """Writes DIR/export (serving SavedModel, Hub modules, model card); returns its path.
 
+    The run's config and served network are read from DIR (config.json, the serving weights)
+    unless given: the end of training hands over its own `config` and served `network`.
     Refuses (ConfigError) a run that has not finished, and an existing export unless
     `overwrite`.
     """
@@ -82,7 +90,7 @@ def export_run(model_dir, overwrite=False):
     check_finished(model_dir)
     if os.path.exists(target) and not overwrite:
         raise ConfigError(f"{target} already exists; pass --overwrite to replace it")
-    run = load_run(model_dir)
+    run = load_run(model_dir, config, network)
     channels = run.info["input_shape"][-1]
     if run.is_image and channels not in (1, 3):
         raise ConfigError(f"cannot export a network trained on {channels}-channel images: "

@@ -3,6 +3,8 @@ run's own files so every number in them is the one the run measured."""
 
 import re
 
+from mpl_tf import method as methods
+
 LICENSE = "Apache 2.0"  # Kaggle's name for it; the card links the SPDX id Apache-2.0
 FRAMEWORK = "tensorFlow2"
 # kagglehub.model_upload takes the owner from its handle; for the Kaggle CLI, edit this in.
@@ -17,10 +19,6 @@ CITATION = """@InProceedings{Pham_2021_CVPR,
   year      = {2021},
   pages     = {11557--11568}
 }"""
-
-METHODS = {"mpl": "Meta Pseudo Labels (the student of a teacher-student pair)",
-           "uda": "UDA (consistency training; the network MPL's teacher would be)",
-           "supervised": "supervised training on the labeled examples only"}
 
 # results.json keys shown in the evaluation table, in order, with their labels.
 METRICS = (("val_accuracy", "Validation accuracy (top-1)"),
@@ -87,14 +85,14 @@ def instance_metadata(config, info, results, variant):
 def _summary(config, info, image, version):
     kind = "image classifier" if image else (
         f"classifier of {info['input_shape'][0]}-dimensional feature vectors")
-    trained = "student" if config.method == "mpl" else "trained network"
-    served = f"the exponential moving average of the {trained}" if config.ema_decay else (
-        f"the {trained}'s")
+    trainer = methods.get(config.method)
+    served = f"the exponential moving average of the {trainer.SERVED}" if config.ema_decay else (
+        f"the {trainer.SERVED}'s")
     if config.finetune_steps:
         served += f", then finetuned for {config.finetune_steps} steps on the labeled examples"
     by = f"mpl_tf {version}" if version else "mpl_tf"
     return (f"A {info['num_classes']}-class {kind} ({config.model}) trained with "
-            f"{METHODS.get(config.method, config.method)} by {by}, a TensorFlow 2 / Keras 3 "
+            f"{trainer.DESCRIPTION} by {by}, a TensorFlow 2 / Keras 3 "
             f"implementation of Meta Pseudo Labels (Pham et al., CVPR 2021). The weights are "
             f"{served}.\n\n"
             "| Variant | Directory | Output |\n|---|---|---|\n"
@@ -122,10 +120,10 @@ def _data(config, info, results, num_labeled):
              f"{config.seed} (initialisation, augmentation, label sampling).",
              f"- Input shape during training: `{tuple(info['input_shape'])}`; augmentation "
              f"family `{info['view']}`."]
-    if config.method == "mpl":
-        lines.append(f"- MPL settings: pseudo labels `{config.label_type}`, teacher feedback "
-                     f"`{config.feedback}` (sign `{config.feedback_sign}`), UDA weight "
-                     f"{config.uda_weight:g}.")
+    own = methods.get(config.method).FLAGS
+    if own:
+        lines.append(f"- Settings of `--method={config.method}`: "
+                     + ", ".join(f"`--{name}={getattr(config, name)}`" for name in own) + ".")
     return "## Training data\n\n" + "\n".join(lines)
 
 

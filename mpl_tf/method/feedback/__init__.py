@@ -32,11 +32,12 @@ def build(name, sign="paper"):
 
 
 def check_config(config):
-    """Raises ConfigError unless an MPL run's estimator has a gradient for `--label_type` and
-    takes `--feedback_sign`."""
+    """Raises ConfigError unless the estimator of a run whose method takes `--feedback` (MPL)
+    has a gradient for `--label_type` and takes `--feedback_sign`."""
+    from mpl_tf import method
     from mpl_tf.errors import ConfigError
 
-    if config.method != "mpl":
+    if "feedback" not in method.get(config.method).FLAGS:
         return
     estimator = estimator_class(config.feedback)
     if config.label_type not in estimator.label_types:
