@@ -26,10 +26,13 @@ import keras  # noqa: E402  (TensorFlow is loaded, so Keras' import prints nothi
 
 from mpl_tf.serving import model_card  # noqa: E402
 from mpl_tf import models  # noqa: E402
+from mpl_tf.durable import marker  # noqa: E402
+from mpl_tf.durable import readback  # noqa: E402
 from mpl_tf.durable import run_dir  # noqa: E402
-from mpl_tf.config import Config, ConfigError  # noqa: E402
+from mpl_tf.config import Config  # noqa: E402
+from mpl_tf.errors import ConfigError  # noqa: E402
 
-EXPORT_DIR = "export"
+EXPORT_DIR = run_dir.EXPORT
 HUB_VARIANTS = ("classification", "feature-vector")
 TOP_K = 5
 
@@ -51,7 +54,11 @@ class Run:
 
 def check_finished(model_dir):
     """Raises ConfigError unless `model_dir` holds a finished run (results.json, weights)."""
-    needed = ("results.json", "config.json", "dataset_info.json", run_dir.SERVING_WEIGHTS)
+    needed = (run_dir.RESULTS, run_dir.CONFIG, run_dir.DATASET_INFO, run_dir.SERVING_WEIGHTS)
+    if marker.exists(model_dir):
+        marker.read(model_dir)  # damaged: one line
+    for name in needed:  # recorded by the run when it finished, and lost since: say so
+        readback.verify(os.path.join(model_dir, name), model_dir)
     missing = [name for name in needed if not os.path.exists(os.path.join(model_dir, name))]
     if missing:
         raise ConfigError(f"--model_dir={model_dir} holds no finished run (missing "
@@ -61,14 +68,14 @@ def check_finished(model_dir):
 def load_run(model_dir):
     """The finished run in `model_dir`, its served network rebuilt and its weights loaded."""
     check_finished(model_dir)
-    config = Config.from_json(os.path.join(model_dir, "config.json"))
-    info = run_dir.read_json(os.path.join(model_dir, "dataset_info.json"))
+    config = readback.read_config(model_dir)
+    info = readback.read_run_json(model_dir, run_dir.DATASET_INFO)
+    results = readback.read_run_json(model_dir, run_dir.RESULTS)
     network = models.build(config, tuple(info["input_shape"]), info["num_classes"], seed=0,
                            name="serving", pixel_mean=info["pixel_mean"],
                            pixel_std=info["pixel_std"])
-    network.load_weights(os.path.join(model_dir, run_dir.SERVING_WEIGHTS))
-    return Run(model_dir, config, info, run_dir.read_json(os.path.join(model_dir, "results.json")),
-               network)
+    readback.load_weights(network, model_dir, run_dir.SERVING_WEIGHTS)
+    return Run(model_dir, config, info, results, network)
 
 
 def export_run(model_dir, overwrite=False):
@@ -88,12 +95,15 @@ def export_run(model_dir, overwrite=False):
                           "serving takes RGB images, adapted to 1 or 3 channels only")
     staging = tempfile.mkdtemp(prefix=".export-", dir=model_dir)
     try:
+        run_dir.open_directory_mode(staging)
         write_serving_model(run, os.path.join(staging, "saved_model"))
         write_hub_modules(run, os.path.join(staging, "hub"))
         _move_into_place(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    if marker.recorded(model_dir, run_dir.RESULTS) is not None:  # a finished run's record
+        marker.record(model_dir, [EXPORT_DIR], forget=[EXPORT_DIR])
     return target
 
 
@@ -283,13 +293,16 @@ def feature_network(network):
 
 def _trained_version(run):
     """The mpl_tf version the run's versions.json records (None when it records none)."""
-    path = os.path.join(run.model_dir, "versions.json")
-    return run_dir.read_json(path).get("mpl_tf") if os.path.exists(path) else None
+    path = os.path.join(run.model_dir, run_dir.VERSIONS)
+    readback.verify(path, run.model_dir)
+    return (readback.read_run_json(run.model_dir, run_dir.VERSIONS).get("mpl_tf")
+            if os.path.exists(path) else None)
 
 
 def _num_labeled(run):
     """The number of labeled examples the run used (labeled_indices.json when present)."""
-    path = os.path.join(run.model_dir, "labeled_indices.json")
+    path = os.path.join(run.model_dir, run_dir.LABELED_INDICES)
+    readback.verify(path, run.model_dir)
     if os.path.exists(path):
-        return len(run_dir.read_json(path)["indices"])
+        return len(readback.read_run_json(run.model_dir, run_dir.LABELED_INDICES)["indices"])
     return run.results.get("num_labeled", run.config.num_labeled)
