@@ -32,13 +32,14 @@ def verify(file_path, run=None):
     expected = marker.recorded(run, relative)
     if expected is None:
         return
+    todo = what_to_do(relative).replace("RUN", run)
     if not os.path.exists(file_path):
         raise DamagedFile(f"{file_path} is missing (the run recorded it in {marker.NAME}): "
-                          f"{what_to_do(relative)}")
+                          f"{todo}")
     if os.path.isdir(file_path) or marker.file_hash(file_path) != expected:
         raise DamagedFile(f"{file_path} is not the file the run wrote (its sha256 differs from "
-                          f"the one {marker.NAME} records: damaged, or another run's): "
-                          f"{what_to_do(relative)}")
+                          f"the one {marker.NAME} records: one of them is damaged or another "
+                          f"run's): {todo}")
 
 
 def read_json(file_path, check=None, what_to_do=RESTORE, run=None):
