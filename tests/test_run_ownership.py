@@ -24,10 +24,11 @@ from mpl_tf import export as export_command
 from mpl_tf import main as main_lib
 from mpl_tf.config import Config
 from mpl_tf.data.folder import to_tfds
-from mpl_tf.durable import lock, marker, preemption, run_dir
-from mpl_tf.errors import ConfigError, DamagedFile
+from mpl_tf.durable import lock, preemption, run_dir
+from mpl_tf.errors import ConfigError
 from mpl_tf.serving import export
 
+MARKER = "mpl_tf_run.json"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHORT = ["--flagfile=flags/two_moons.cfg", "--method=supervised", "--train_steps=200",
          "--log_every=100"]
@@ -71,7 +72,7 @@ def test_overwrite_never_empties_a_directory_that_only_has_a_config_json(tmp_pat
     assert run_main("--recipe=two_moons", f"--model_dir={folder}", "--overwrite") == 2
     assert error_lines(capsys.readouterr()) == [
         f"error: --model_dir={folder} is not empty and is not an mpl_tf run directory (no "
-        f"{marker.NAME}; it holds precious); choose an empty or new directory"]
+        f"{MARKER}; it holds precious); choose an empty or new directory"]
     assert sorted(os.listdir(folder)) == ["config.json", "precious"]
     assert (folder / "config.json").read_text() == "{}\n"
 
@@ -86,7 +87,9 @@ def test_an_unmarked_directory_s_config_json_is_not_overwritten(tmp_path, capsys
 
 
 def test_the_marker_names_the_run(finished):
-    contents = json.loads((finished / marker.NAME).read_text())
+    from mpl_tf.durable import marker
+
+    contents = json.loads((finished / MARKER).read_text())
     assert contents["format"] == 1 and len(contents["run_id"]) == 32
     assert contents["mpl_tf"] and contents["created"] and "--method=supervised" in " ".join(
         contents["command"])
@@ -100,7 +103,7 @@ def test_the_marker_names_the_run(finished):
 
 def test_every_entry_a_run_writes_is_a_known_entry(finished):
     assert set(os.listdir(finished)) <= set(run_dir.ENTRIES)
-    assert {"config.json", "results.json", "model", "checkpoints", marker.NAME} <= set(
+    assert {"config.json", "results.json", "model", "checkpoints", MARKER} <= set(
         os.listdir(finished))
 
 
@@ -111,12 +114,12 @@ def test_overwrite_deletes_only_what_the_run_wrote_and_says_what_it_left(finishe
     (copy / "notes.txt").write_text("mine")
     (copy / "plots").mkdir()
     (copy / "plots" / "a.png").write_bytes(b"png")
-    old_id = json.loads((copy / marker.NAME).read_text())["run_id"]
+    old_id = json.loads((copy / MARKER).read_text())["run_id"]
     assert run_main(*SHORT, f"--model_dir={copy}", "--overwrite", "--seed=1") == 0
     assert (copy / "notes.txt").read_text() == "mine" and (copy / "plots" / "a.png").exists()
     assert (f"--overwrite: left notes.txt, plots in {copy} untouched (not written by a run)"
             in capsys.readouterr().out)
-    assert json.loads((copy / marker.NAME).read_text())["run_id"] != old_id
+    assert json.loads((copy / MARKER).read_text())["run_id"] != old_id
 
 
 def _legacy_run(model_dir, extra=None):
@@ -133,9 +136,11 @@ def test_a_run_without_marker_is_adopted_only_when_asked(tmp_path):
     config = _legacy_run(tmp_path / "old")
     with pytest.raises(ConfigError, match="holds a run without its mpl_tf_run.json.*--adopt"):
         run_dir.prepare(config)
-    assert not marker.exists(tmp_path / "old")
+    assert not (tmp_path / "old" / MARKER).exists()
     run_dir.prepare(config, adopt=True)
     lock.release(str(tmp_path / "old"))
+    from mpl_tf.durable import marker
+
     assert marker.read(tmp_path / "old")["config_sha256"] == marker.config_hash(
         json.loads(config.to_json()))
 
@@ -150,8 +155,8 @@ def test_a_run_without_marker_holding_other_files_is_not_adopted(tmp_path):
 def test_a_damaged_marker_refuses_even_overwrite(finished, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(finished, copy)
-    (copy / marker.NAME).write_text("{not json")
-    with pytest.raises(DamagedFile, match="mpl_tf_run.json is damaged"):
+    (copy / MARKER).write_text("{not json")
+    with pytest.raises(Exception, match="mpl_tf_run.json is damaged"):
         run_dir.prepare(Config(model_dir=str(copy)), overwrite=True)
     assert (copy / "results.json").exists()
 
@@ -223,6 +228,17 @@ def test_a_checkpoint_changed_since_it_was_saved_is_not_resumed(stopped, tmp_pat
     assert not (copy / "results.json").exists()
 
 
+def test_a_damaged_csv_log_stops_a_resume_in_one_line(stopped, tmp_path, capsys):
+    copy = tmp_path / "run"
+    shutil.copytree(stopped, copy)
+    (copy / "train_log.csv").write_bytes(b"\x00\xff not the CSV Keras wrote")
+    capsys.readouterr()
+    assert run_main(*SHORT, "--train_steps=400", f"--model_dir={copy}") == 2
+    lines = error_lines(capsys.readouterr())
+    assert lines[-1].startswith(f"error: {copy / 'train_log.csv'} is damaged (")
+    assert not (copy / "results.json").exists()
+
+
 # --- 2. positional arguments and flagfile lines ---------------------------------------------------
 
 COMMANDS = {"main": main_lib, "evaluate": evaluate, "predict": predict, "export": export_command,
@@ -277,6 +293,15 @@ def test_a_tilde_in_a_path_flag_is_the_home_directory(tmp_path, monkeypatch, cap
     capsys.readouterr()
     assert evaluate.main(["evaluate", "--model_dir=~/runs/x", "--output=~/eval.json"]) == 0
     assert (home / "eval.json").exists() and not (tmp_path / "~").exists()
+
+
+def test_every_path_flag_of_the_config_is_expanded():
+    import dataclasses
+
+    from mpl_tf import arguments
+
+    paths = {f.name for f in dataclasses.fields(Config) if f.metadata["spec"].kind == "path"}
+    assert paths and paths <= set(arguments.PATH_FLAGS)
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027])

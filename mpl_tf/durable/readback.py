@@ -210,6 +210,17 @@ def verify_checkpoint(checkpoint_path):
         verify(file_path, model_dir)
 
 
+def verify_checkpoint_file(file_path):
+    """`verify` for a file beside a run's checkpoints (RUN/checkpoints/NAME/FILE)."""
+    model_dir, _ = marker.checkpoint_files(file_path)
+    verify(file_path, model_dir)
+
+
+def damaged(file_path, error, what=RESTORE):
+    """The DamagedFile for `file_path`, which could not be read (`error`)."""
+    return DamagedFile(f"{file_path} is damaged ({_reason(error)}): {what}")
+
+
 def run_of_export(saved_model):
     """The run directory an export sits in (RUN/export/NAME/...) if it has a marker, else None."""
     path = os.path.abspath(saved_model)
