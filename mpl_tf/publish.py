@@ -9,7 +9,6 @@ KAGGLE_USERNAME and KAGGLE_KEY, KAGGLE_API_TOKEN, or ~/.kaggle/kaggle.json; with
 fails in one line saying how to set them, before anything is sent.
 """
 
-import json
 import os
 import re
 import sys

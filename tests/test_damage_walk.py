@@ -18,9 +18,8 @@ import shutil
 import numpy as np
 import pytest
 from absl import flags
-from PIL import Image
-
 from command_testing import main_in_process
+from PIL import Image
 
 from mpl_tf import evaluate, predict
 from mpl_tf import export as export_command

@@ -288,7 +288,7 @@ def test_a_flagfile_line_that_is_not_a_flag_names_the_file_and_line(tmp_path, ca
         "--name=value, a comment starting with # or //, or blank)"]
 
 
-# --- 6. ~ in paths, file modes ---------------------------------------------------------------------
+# --- 6. ~ in paths, file modes --------------------------------------------------------------------
 
 def test_a_tilde_in_a_path_flag_is_the_home_directory(tmp_path, monkeypatch, capsys):
     home = tmp_path / "home"
@@ -326,13 +326,13 @@ def test_run_files_have_ordinary_modes(tmp_path, umask):
     assert stat.S_IMODE(os.stat(tmp_path / "run" / "export").st_mode) == 0o777 & ~umask
 
 
-# --- 3. predict's output belongs to one model ------------------------------------------------------
+# --- 3. predict's output belongs to one model -----------------------------------------------------
 
 @pytest.fixture(scope="module")
 def two_models(tmp_path_factory):
     """Two exported image models (4 and 3 classes) and a folder of 5 images."""
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     base = tmp_path_factory.mktemp("predict")
     for name, classes in (("a", 4), ("b", 3)):
@@ -388,7 +388,7 @@ def test_an_output_that_is_a_directory_fails_before_classifying(two_models, tmp_
         f"{tmp_path / 'predictions.csv'}"]
 
 
-# --- 4. a file read back from a run without a marker is checked too --------------------------------
+# --- 4. a file read back from a run without a marker is checked too -------------------------------
 
 def test_truncated_weights_of_an_unmarked_run_are_one_line(tmp_path, capsys):
     make_run(tmp_path / "run")
@@ -412,7 +412,7 @@ def test_a_config_json_with_a_bad_value_is_one_line(tmp_path, capsys):
         "with --overwrite)"]
 
 
-# --- 7. an export takes the run's lock ----------------------------------------------------------------
+# --- 7. an export takes the run's lock ------------------------------------------------------------
 
 def test_a_second_export_of_a_run_is_refused_while_one_runs(tmp_path, capsys):
     make_run(tmp_path / "run")

@@ -12,8 +12,7 @@ first row.
 import hashlib
 import os
 
-from mpl_tf.durable import readback
-from mpl_tf.durable import run_dir
+from mpl_tf.durable import readback, run_dir
 from mpl_tf.errors import ConfigError
 
 FORMAT = 1
