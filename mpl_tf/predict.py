@@ -27,7 +27,6 @@ from absl import flags
 from mpl_tf import cli
 from mpl_tf.durable import output_meta
 from mpl_tf.durable import readback
-from mpl_tf.durable import run_dir
 from mpl_tf.errors import ConfigError, UnreadableInput, UnwritableOutput
 
 tf = cli.import_tensorflow()
@@ -178,14 +177,16 @@ def _predict(values):
                           f"{os.path.join(values.output, 'predictions.csv')}")
     if not os.path.isdir(os.path.dirname(os.path.abspath(values.output))):
         raise ConfigError(f"--output={values.output}: its directory does not exist")
+    if os.path.isdir(partial_path(values.output)):  # never deleted: not predict's
+        raise UnwritableOutput(f"{partial_path(values.output)}: Is a directory")
     signature = load_signature(values.saved_model)
     files = image_files(values.images)
     wanted = output_meta.describe(values.saved_model, values.images)
     resume = output_meta.check(values.output, partial_path(values.output), wanted,
                                values.overwrite)
     try:
-        if not resume:
-            run_dir.remove(partial_path(values.output))
+        if not resume and os.path.exists(partial_path(values.output)):
+            os.remove(partial_path(values.output))
         output_meta.write(values.output, wanted)
         done = completed_rows(values.output, files)
         if done:
