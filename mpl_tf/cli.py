@@ -7,6 +7,7 @@ import sys
 
 from absl import flags
 
+from mpl_tf import arguments
 from mpl_tf import config as config_lib
 from mpl_tf import errors
 from mpl_tf import method
@@ -66,20 +67,25 @@ def parse_flags(flag_values, argv, doc):
     return an exit status instead), so they are handled here: --help and --helpshort print the
     command's docstring and its own flags, --helpfull every flag grouped by module, to stdout,
     and exit 0 before anything is read or written. A flagfile that is not text is a
-    `flags.Error`, like every other bad flag, rather than a UnicodeDecodeError traceback.
+    `flags.Error`, like every other bad flag, rather than a UnicodeDecodeError traceback; so are
+    a positional argument and a flagfile line that is not a flag, and path flags have ~ expanded
+    (`arguments`).
     """
     wanted = [arg for arg in argv[1:] if arg in HELP_FLAGS]
     if wanted:
         print(_help(flag_values, doc, full=wanted[0] == "--helpfull"))
         raise SystemExit(0)
     flag_values.unparse_flags()
+    arguments.check_flagfiles(argv)
     try:
-        flag_values(argv)
+        unparsed = flag_values(argv)[1:]
     except (UnicodeDecodeError, ValueError) as e:  # absl's own errors are not ValueErrors
         files = [arg.split("=", 1)[-1] for arg in argv[1:] if arg.startswith("--flagfile=")]
         unreadable = [name for name in files if not _is_text(name)] or files
         raise flags.Error(f"cannot read --flagfile={','.join(unreadable)} as text "
                           f"({type(e).__name__}: {e})") from None
+    arguments.check_positional(flag_values, argv, unparsed)
+    arguments.expand_paths(flag_values)
 
 
 def _is_text(path):

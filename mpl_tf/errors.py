@@ -45,3 +45,9 @@ class MachineFault(CommandError):
     the last intact checkpoint (`faults.describe`)."""
 
     exit_status = 1
+
+
+class DamagedFile(CommandError):
+    """A file mpl_tf reads back (a run's config.json, results.json, weights, checkpoints, its
+    marker, an export, predict's record of its output) is missing, damaged or another run's;
+    the message names the file and what to do (`durable/readback.py`)."""

@@ -28,6 +28,8 @@ from mpl_tf.durable import quiet
 from mpl_tf import config as config_lib
 from mpl_tf.serving import export
 from mpl_tf import recipes
+from mpl_tf.durable import marker
+from mpl_tf.durable import readback
 from mpl_tf.durable import run_dir
 from mpl_tf.errors import ConfigError, UnwritableOutput
 
@@ -67,10 +69,7 @@ def run_probabilities(model_dir):
 
 def saved_model_probabilities(path):
     """An mpl_tf serving SavedModel (DIR/export/saved_model) as numpy -> probabilities."""
-    if not os.path.exists(os.path.join(path, "saved_model.pb")):
-        raise ConfigError(f"--saved_model={path} is not a SavedModel directory (no "
-                          "saved_model.pb); pass DIR/export/saved_model of an exported run")
-    module = tf.saved_model.load(path)
+    module = readback.load_saved_model(path)
     if not hasattr(module, "serve_float"):
         raise ConfigError(f"--saved_model={path} has no serve_float function: pass the "
                           "serving export DIR/export/saved_model, not a Hub module")
@@ -124,12 +123,14 @@ def check_split(data, run, what):
     """Raises ConfigError unless `data`'s validation split is the one recorded in the run
     directory `run` (labeled_indices.json): another draw can hold the run's labeled training
     examples, and its accuracy would be no validation at all."""
-    path = os.path.join(run or "", "labeled_indices.json")
+    path = os.path.join(run or "", run_dir.LABELED_INDICES)
+    if run is not None:
+        readback.verify(path, run)  # recorded by the run, and lost since: say so
     if run is None or not os.path.exists(path):
         raise ConfigError(f"--split=val of {what} needs the run's recorded split (no "
                           f"{path if run else 'run directory'}): evaluate RUN/export/saved_model "
                           "inside its run directory, or --model_dir=RUN, or use --split=test")
-    recorded = run_dir.read_json(path)
+    recorded = readback.read_run_json(run, run_dir.LABELED_INDICES)
     val = None if data.val_indices is None else data.val_indices.tolist()
     if (recorded["dataset"] != data.name or recorded["indices"] != data.labeled_indices.tolist()
             or recorded.get("val_indices", val) != val):  # older records lack val_indices
@@ -144,7 +145,9 @@ def run_directory(values):
     if values.model_dir:
         return values.model_dir
     run = os.path.dirname(os.path.dirname(os.path.abspath(values.saved_model)))
-    return run if os.path.exists(os.path.join(run, "config.json")) else None
+    if marker.exists(run):
+        return run
+    return run if os.path.exists(os.path.join(run, run_dir.CONFIG)) else None
 
 
 def _config(values, run):
@@ -154,7 +157,7 @@ def _config(values, run):
         return given
     overrides = {field.name: getattr(given, field.name) for field in dataclasses.fields(given)
                  if field.name != "model_dir" and values[field.name].present}
-    return config_lib.Config.from_json(os.path.join(run, "config.json")).replace(**overrides)
+    return readback.read_config(run).replace(**overrides)
 
 
 def main(argv):

@@ -14,7 +14,8 @@ import sys
 from absl import flags
 
 from mpl_tf import cli
-from mpl_tf.serving.export import export_run
+from mpl_tf.durable import lock
+from mpl_tf.serving import export
 
 
 def main(argv):
@@ -29,8 +30,13 @@ def main(argv):
 
 def _export(values):
     cli.require(values, "model_dir", why="the run directory to export")
-    with cli.machine_faults(values.model_dir):
-        target = export_run(values.model_dir, overwrite=values.overwrite)
+    export.check_finished(values.model_dir)
+    lock.acquire(values.model_dir)  # one writer: a training, a finetuning or another export
+    try:
+        with cli.machine_faults(values.model_dir):
+            target = export.export_run(values.model_dir, overwrite=values.overwrite)
+    finally:
+        lock.release(values.model_dir)
     print(f"exported {values.model_dir}: serving SavedModel in "
           f"{os.path.join(target, 'saved_model')}, TF Hub modules and model card in "
           f"{os.path.join(target, 'hub')}")

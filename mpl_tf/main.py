@@ -16,10 +16,16 @@ from mpl_tf.durable import quiet
 from mpl_tf import config as config_lib
 from mpl_tf import errors
 from mpl_tf import recipes
-from mpl_tf.durable import run_dir
 from mpl_tf.durable import lock
+from mpl_tf.durable import readback
+from mpl_tf.durable import run_dir
 
-flags.DEFINE_bool("overwrite", False, "Replace a finished run in --model_dir.")
+flags.DEFINE_bool("overwrite", False, "Replace the run in --model_dir (only the files a run "
+                  "writes are deleted).")
+flags.DEFINE_bool("adopt", False, "Mark --model_dir, a run made without mpl_tf_run.json (by an "
+                  "older mpl_tf, or whose marker was lost), as a run directory, so it resumes "
+                  "(or is replaced with --overwrite); refused unless every entry in it is one a "
+                  "run writes and its config.json is readable.")
 
 
 def _start_tensorflow(config):
@@ -47,20 +53,25 @@ def _config_from_flags():
     if config.mode != "finetune":
         return cli.validated(config)
     cli.validated(config.replace(mode="train"))  # the flags' values; --finetune_steps may be unset
-    saved = os.path.join(config.model_dir or "", "config.json")
+    saved = os.path.join(config.model_dir or "", run_dir.CONFIG)
     if not os.path.exists(saved):
+        readback.verify(saved, config.model_dir)  # recorded by the run: lost, not never there
         raise errors.ConfigError(f"--mode=finetune needs a finished training run in "
-                                     f"--model_dir={config.model_dir} (no config.json)")
+                                 f"--model_dir={config.model_dir} (no config.json)")
     given = {name: getattr(config, name) for name in config_lib.FINETUNING
              if flags.FLAGS[name].present}
-    return cli.validated(config_lib.Config.from_json(saved).replace(
+    return cli.validated(readback.read_config(config.model_dir).replace(
         model_dir=config.model_dir, mode="finetune", strategy=config.strategy, tpu=config.tpu,
         multi_worker_timeout=config.multi_worker_timeout, **given))
+
+
+_command = []  # this process's command line, recorded in a new run's marker
 
 
 def main(argv):
     """Trains; what stops it is one line on stderr and an exit status (`cli.run`), and a Ctrl-C
     outside training (where nothing is saved) too."""
+    _command[:] = argv
     try:
         return cli.run(_main, flags.FLAGS, argv, __doc__, expand=recipes.expand)
     except KeyboardInterrupt:  # before training, or a second Ctrl-C during it
@@ -83,7 +94,8 @@ def _main(values):
     data = sources.load(config)
     models.check_input_shape(config.model, data.input_shape)
     if strategies.is_chief(strategy):  # other workers write to a temporary directory
-        run_dir.prepare(config, overwrite=values.overwrite)
+        run_dir.prepare(config, overwrite=values.overwrite, adopt=values.adopt,
+                        command=_command)
 
     from mpl_tf.run import orchestrate
 

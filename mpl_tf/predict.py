@@ -11,7 +11,10 @@ serving.
 It streams: files are read by tf.data one batch ahead, and rows are appended to
 OUTPUT.partial as each batch is classified, which is renamed to OUTPUT when every file is done.
 So a large folder needs the memory of one batch, and an interrupted call (killed, or stopped
-by an unreadable file) keeps its rows: the same command again continues after them.
+by an unreadable file) keeps its rows: the same command again continues after them. Beside the
+output, OUTPUT.meta.json records which SavedModel (its fingerprint) and which folder made it: rows
+are resumed only for the same ones, and an output made by another model, from other images or by
+another program is replaced only with --overwrite.
 """
 
 import csv
@@ -23,6 +26,8 @@ from absl import flags
 
 from mpl_tf import cli
 from mpl_tf.durable import quiet
+from mpl_tf.durable import output_meta
+from mpl_tf.durable import readback
 from mpl_tf.errors import ConfigError, UnreadableInput, UnwritableOutput
 
 tf = quiet.import_tensorflow()
@@ -45,10 +50,7 @@ def image_files(folder):
 def load_signature(saved_model):
     """The `serve_image_bytes` signature of an exported run (with the module that owns its
     variables attached), or a ConfigError saying what the directory is not."""
-    if not os.path.exists(os.path.join(saved_model, "saved_model.pb")):
-        raise ConfigError(f"--saved_model={saved_model} is not a SavedModel directory (no "
-                          "saved_model.pb); pass DIR/export/saved_model of an exported run")
-    module = tf.saved_model.load(saved_model)  # kept alive: its functions use its variables
+    module = readback.load_saved_model(saved_model)  # kept alive: its functions use its variables
     signature = module.signatures.get("serve_image_bytes")
     if signature is None:
         raise ConfigError(f"--saved_model={saved_model} has no serve_image_bytes signature "
@@ -163,16 +165,30 @@ def main(argv):
     flags.DEFINE_string("output", "predictions.csv", "CSV to write.", flag_values=values)
     flags.DEFINE_integer("batch_size", 64, "Images per call.", lower_bound=1,
                          flag_values=values)
+    flags.DEFINE_bool("overwrite", False, "Replace --output (and an interrupted OUTPUT.partial) "
+                      "even if another model, other images or another program made it.",
+                      flag_values=values)
     return cli.run(_predict, values, argv, __doc__, tensorflow=True)
 
 
 def _predict(values):
     cli.require(values, "saved_model", "images")
+    if os.path.isdir(values.output):
+        raise ConfigError(f"--output={values.output} is a directory; pass a file name, e.g. "
+                          f"{os.path.join(values.output, 'predictions.csv')}")
     if not os.path.isdir(os.path.dirname(os.path.abspath(values.output))):
         raise ConfigError(f"--output={values.output}: its directory does not exist")
+    if os.path.isdir(partial_path(values.output)):  # never deleted: not predict's
+        raise UnwritableOutput(f"{partial_path(values.output)}: Is a directory")
     signature = load_signature(values.saved_model)
     files = image_files(values.images)
+    wanted = output_meta.describe(values.saved_model, values.images)
+    resume = output_meta.check(values.output, partial_path(values.output), wanted,
+                               values.overwrite)
     try:
+        if not resume and os.path.exists(partial_path(values.output)):
+            os.remove(partial_path(values.output))
+        output_meta.write(values.output, wanted)
         done = completed_rows(values.output, files)
         if done:
             print(f"Resuming after the {done} predictions in {partial_path(values.output)}")

@@ -9,7 +9,6 @@ KAGGLE_USERNAME and KAGGLE_KEY, KAGGLE_API_TOKEN, or ~/.kaggle/kaggle.json; with
 fails in one line saying how to set them, before anything is sent.
 """
 
-import json
 import os
 import re
 import sys
@@ -19,6 +18,7 @@ from absl import flags
 from kagglehub import config as kaggle_config
 
 from mpl_tf import cli
+from mpl_tf.durable import readback
 from mpl_tf.serving import model_card
 from mpl_tf.errors import ConfigError, CredentialsError, UploadError
 
@@ -80,8 +80,10 @@ def version_notes(directory):
     path = os.path.join(directory, "model-instance-metadata.json")
     if not os.path.exists(path):
         return ""
-    with open(path) as f:
-        return json.load(f).get("overview", "")
+    metadata = readback.read_json(
+        path, lambda value: None if isinstance(value, dict) else "not a JSON object",
+        readback.EXPORT_TODO, run=readback.run_of_export(directory))
+    return metadata.get("overview", "")
 
 
 def publish(export_dir, handle):

@@ -139,3 +139,17 @@ def test_helpfull_from_the_command_line():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stderr == ""
     assert "mpl_tf.config:" in done.stdout and "--feedback: <taylor|dot|exact|none>" in done.stdout
+
+
+@pytest.mark.parametrize("command,args", [
+    (main_lib, ["--adopt=banana"]), (main_lib, ["--overwrite=2"]),
+    (predict, ["--overwrite=banana"]), (export, ["--overwrite=maybe"]),
+], ids=["main_adopt", "main_overwrite", "predict_overwrite", "export_overwrite"])
+def test_the_commands_own_boolean_flags_refuse_a_bad_value(command, args, tmp_path, capfd):
+    flags.FLAGS.unparse_flags()
+    status = command.main([command.__name__, f"--model_dir={tmp_path / 'run'}", *args]
+                          if command is not predict else [command.__name__, *args])
+    err = capfd.readouterr().err.strip().splitlines()
+    name = args[0].split("=")[0]
+    assert status == 2 and len(err) == 1 and name in err[0], err
+    assert not (tmp_path / "run").exists()

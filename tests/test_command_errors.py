@@ -22,6 +22,7 @@ KINDS = [(flags.Error("--x: bad"), 2), (errors.ConfigError("--x=1 must be > 1"),
          (errors.CredentialsError("no credentials"), 2),
          (errors.UnreadableInput("a.png is not a readable image"), 2),
          (errors.UnwritableOutput("cannot write --output=o.json"), 2),
+         (errors.DamagedFile("RUN/config.json is damaged (not JSON): restore it"), 2),
          (errors.TrainingError("stopped at step 3"), 1),
          (errors.UploadError("publishing h failed"), 1),
          (errors.MachineFault("the disk holding --model_dir=d is full"), 1)]

@@ -99,11 +99,11 @@ def test_selection_state_is_saved_restored_and_pruned_with_the_checkpoints(tmp_p
 
 def test_a_different_config_refuses_to_resume(tmp_path):
     model_dir = tmp_path / "run"
-    (model_dir / "checkpoints").mkdir(parents=True)
     # The directory a stopped run of the command with --train_steps=500 leaves.
     flagfile = f"--flagfile={os.path.join(REPO, 'flags', 'two_moons.cfg')}"
     run_dir.prepare(Config.from_args([flagfile, *COMMAND[4:], f"--model_dir={model_dir}",
                                       "--train_steps=500"]).validate())
+    (model_dir / "checkpoints").mkdir()
     lock.release(str(model_dir))
     again = subprocess.run([*COMMAND, f"--model_dir={model_dir}", "--train_steps=1000",
                             "--teacher_lr=0.5"], cwd=REPO, capture_output=True, text=True)
@@ -119,7 +119,7 @@ def test_a_config_saved_before_a_field_existed_resumes_at_its_default(tmp_path):
     older = json.loads(config.to_json())
     del older["precision"]  # config.json of a run from before --precision
     (tmp_path / "run" / "config.json").write_text(json.dumps(older))
-    run_dir.prepare(config)
+    run_dir.prepare(config, adopt=True)  # a run from before the marker, too
     with pytest.raises(ConfigError, match=r"different config \(precision\)"):
         run_dir.prepare(config.replace(precision="bfloat16"))
 

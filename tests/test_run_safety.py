@@ -169,26 +169,28 @@ def test_an_interrupted_finetuning_of_other_settings_starts_over(trained, tmp_pa
 
 def test_overwrite_leaves_nothing_of_the_old_run(finished, tmp_path):
     copy = copy_of(finished, tmp_path)
-    (copy / "notes.txt").write_text("the old run's")
+    (copy / "notes.txt").write_text("the user's, not the run's: kept")
     started = time.time() - 1
     assert run_main(*SHORT, f"--model_dir={copy}", "--overwrite", "--seed=1") == 0
-    for gone in ("notes.txt", run_dir.TRAINED_WEIGHTS, "finetune_log.csv",
+    for gone in (run_dir.TRAINED_WEIGHTS, "finetune_log.csv",
                  os.path.join("checkpoints", "finetune"), os.path.join("logs", "finetune")):
         assert not (copy / gone).exists(), gone
+    assert (copy / "notes.txt").exists()
     for name in fingerprint(copy):
-        assert os.path.getmtime(copy / name) >= started, f"{name} is the old run's"
+        assert name == "notes.txt" or os.path.getmtime(copy / name) >= started, (
+            f"{name} is the old run's")
     # A later finetuning finetunes the new network, not the old run's trained one.
     assert json.loads((copy / "config.json").read_text())["seed"] == 1
 
 
 def test_overwrite_refuses_a_directory_that_is_not_a_run(tmp_path):
     (tmp_path / "thesis.tex").write_text("years of work")
-    with pytest.raises(ConfigError, match="not a run directory"):
+    with pytest.raises(ConfigError, match="not an mpl_tf run directory"):
         run_dir.prepare(Config(model_dir=str(tmp_path)), overwrite=True)
     assert os.listdir(tmp_path) == ["thesis.tex"]
 
 
-HOLD = ("import sys, time\nfrom mpl_tf import run_lock\nrun_lock.acquire(sys.argv[1])\n"
+HOLD = ("import sys, time\nfrom mpl_tf.durable import lock\nlock.acquire(sys.argv[1])\n"
         "print('held', flush=True)\ntime.sleep(120)\n")
 
 

@@ -13,9 +13,10 @@ import time
 
 import keras
 
+from mpl_tf.durable import readback
 from mpl_tf.durable import run_dir
 
-FILE = "attempts.json"
+FILE = run_dir.ATTEMPTS
 
 
 class Clock(keras.callbacks.Callback):
@@ -28,7 +29,7 @@ class Clock(keras.callbacks.Callback):
         self.path = os.path.join(model_dir, FILE)
         self.started = time.time()
         if os.path.exists(self.path):
-            self.earlier = run_dir.read_json(self.path)
+            self.earlier = readback.read_run_json(model_dir, FILE)
         elif before:
             self.earlier = [{"mode": "train", "started": None, "wall_seconds": before}]
         else:

@@ -14,6 +14,8 @@ import keras
 import tensorflow as tf
 
 from mpl_tf.errors import TrainingError
+from mpl_tf.durable import marker
+from mpl_tf.durable import readback
 from mpl_tf.durable.seeds import random_states
 
 
@@ -67,6 +69,7 @@ def restore_latest(checkpoint_manager):
     """
     for path in reversed(checkpoint_manager.checkpoints):
         try:
+            readback.verify_checkpoint(path)  # the run's own, as it recorded it when saved
             checkpoint_manager.checkpoint.restore(path).assert_existing_objects_matched()
             return path
         except Exception as e:  # noqa: BLE001 - any failure to read means "try an older one"
@@ -111,6 +114,7 @@ class SaveEvery(keras.callbacks.Callback):
         kept = [int(path.rsplit("-", 1)[1]) for path in self.checkpoint_manager.checkpoints]
         for companion in self.companions:
             companion.prune(directory, kept)
+        marker.record_checkpoints(directory)
 
 
 def directory(model_dir, name):

@@ -4,9 +4,11 @@ statistics), logs/{train,finetune} (TensorBoard), {train,finetune}_log.csv,
 checkpoints/{train,finetune} (finetune/settings.json: the finetuning flags its checkpoints are
 of), model/serving.weights.h5 (the network that is evaluated and
 served), results.json (written last, atomically, only when the run completes), export/
-(SavedModel and TF Hub modules, see serving/export.py), figures, attempts.json (wall time per process,
-see attempts.py) and, while a process writes it, .lock (see lock.py). Nothing in it holds a
-path that is followed, so it can be copied or moved."""
+(SavedModel and TF Hub modules, see serving/export.py), figures, attempts.json (wall time per
+process, see attempts.py), mpl_tf_run.json (the mark of a run directory: its identity and the
+sha256 of what it wrote, see marker.py; written first) and, while a process writes it, .lock
+(see lock.py). `ENTRIES` lists them: --overwrite deletes those and nothing else. Nothing in it
+holds a path that is followed, so it can be copied or moved."""
 
 import json
 import os
@@ -16,21 +18,55 @@ import tempfile
 
 from mpl_tf import __version__
 from mpl_tf.durable import lock
+from mpl_tf.durable import marker
 from mpl_tf.config import Config
 from mpl_tf.errors import ConfigError
 
-SERVING_WEIGHTS = os.path.join("model", "serving.weights.h5")
-TRAINED_WEIGHTS = os.path.join("model", "trained.weights.h5")  # the served network before finetuning
+# The entries a run writes in its directory: the only ones --overwrite deletes, and the names
+# every writer takes from here.
+MARKER = marker.NAME
+CONFIG = "config.json"
+VERSIONS = "versions.json"
+LABELED_INDICES = "labeled_indices.json"
+DATASET_INFO = "dataset_info.json"
+RESULTS = "results.json"
+ATTEMPTS = "attempts.json"
+LOGS = "logs"  # TensorBoard: logs/train, logs/finetune
+CHECKPOINTS = "checkpoints"
+MODEL = "model"
+EXPORT = "export"
+FIGURE = "decision_boundary.png"
+LOG_NAMES = ("train", "finetune")
 
 
-def prepare(config, overwrite=False):
-    """Creates model_dir, takes its lock (`lock.py`) and writes config.json; refuses a
-    directory holding a finished run, or one another live process holds.
+def csv_log(log_name):
+    """The CSV log of a training (`LOG_NAMES`): train_log.csv, finetune_log.csv."""
+    return f"{log_name}_log.csv"
+
+
+ENTRIES = (MARKER, CONFIG, VERSIONS, LABELED_INDICES, DATASET_INFO, RESULTS, ATTEMPTS, LOGS,
+           CHECKPOINTS, MODEL, EXPORT, FIGURE, *(csv_log(name) for name in LOG_NAMES))
+SERVING_WEIGHTS = os.path.join(MODEL, "serving.weights.h5")
+TRAINED_WEIGHTS = os.path.join(MODEL, "trained.weights.h5")  # the served network before finetuning
+# Hidden names a run leaves while it writes (temporary files and directories, the lock).
+_TEMPORARY_PREFIXES = (".tmp-", ".export-", ".overwritten-")
+_TRASH_PREFIX = ".overwritten-"
+
+
+def prepare(config, overwrite=False, adopt=False, command=None):
+    """Creates model_dir, takes its lock (`lock`), marks it as a run directory (`marker`) and
+    writes config.json; refuses a directory holding a finished run, one another live process
+    holds, and one that is not empty and not marked as a run's.
+
+    A directory holding a run made without a marker (before mpl_tf wrote one, or whose marker
+    was lost) is refused unless `adopt`: then it is marked, if every entry in it is one a run
+    writes and its config.json is readable (and, to resume, the flags' config).
 
     For --mode=finetune it is the other way round: the directory must hold a finished run, and
     one already finetuned is refused unless `overwrite` (its finetuned result would be lost).
-    `overwrite` in training mode empties the directory first (see `_clear`). A refusal leaves
-    the directory as it was.
+    `overwrite` in training mode deletes what the run wrote there first (see `_clear`), and
+    nothing else. A refusal leaves the directory as it was. `command`: the command line, for
+    the marker.
     """
     path = config.model_dir
     if not path:
@@ -42,84 +78,139 @@ def prepare(config, overwrite=False):
     except OSError as e:
         raise ConfigError(f"--model_dir={path} is not writable: {e.strerror}") from None
     try:
+        adopting = _check_marked(config, path, overwrite, adopt)
         _check(config, path, overwrite)
-    except ConfigError:
+    except Exception:
         lock.release(path)
         if not existed:
             os.rmdir(path)
         raise
-    if config.mode == "finetune":
-        return
+    saved = json.loads(config.to_json())
     try:
+        if config.mode == "finetune":
+            if adopting:
+                marker.write(path, marker.new(read_config_dict(path), command))
+            return
         if overwrite:
             _clear(path)
-        write_json(os.path.join(path, "config.json"), json.loads(config.to_json()))
-        write_json(os.path.join(path, "versions.json"), versions())
+        contents = marker.read(path)
+        if contents is None or overwrite:
+            contents = marker.new(saved, command)
+        contents["config_sha256"] = marker.config_hash(saved)
+        marker.write(path, contents)  # first: what follows is a run's
+        write_json(os.path.join(path, CONFIG), saved)
+        write_json(os.path.join(path, VERSIONS), versions())
     except OSError as e:
         raise ConfigError(f"--model_dir={path} is not writable: {e.strerror}") from None
 
 
+def _entries(path):
+    """What `path` holds besides its lock and the leftovers of interrupted writes."""
+    return sorted(name for name in os.listdir(path)
+                  if name != lock.LOCK_NAME and not name.startswith(_TEMPORARY_PREFIXES))
+
+
+def read_config_dict(path):
+    """The checked contents of the run's config.json (see `readback`)."""
+    from mpl_tf.durable import readback
+
+    return readback.read_run_json(path, CONFIG)
+
+
+def _check_marked(config, path, overwrite, adopt):
+    """Raises ConfigError unless `path` (locked) is empty, or marked as a run's directory with
+    a readable marker, or (with `adopt`) an unmarked run directory that may be adopted;
+    returns whether it is adopted."""
+    entries = _entries(path)
+    if marker.exists(path):
+        marker.read(path)  # a damaged marker: DamagedFile, one line
+        return False
+    if not entries and config.mode != "finetune":
+        return False
+    foreign = [name for name in entries if name not in ENTRIES]
+    looks_like_a_run = CONFIG in entries and (RESULTS in entries or CHECKPOINTS in entries)
+    if not looks_like_a_run or foreign:
+        if config.mode == "finetune":
+            raise ConfigError(f"--mode=finetune needs a finished training run in --model_dir="
+                              f"{path} (it holds no {MARKER})")
+        raise ConfigError(f"--model_dir={path} is not empty and is not an mpl_tf run directory "
+                          f"(no {MARKER}; it holds {_listed(foreign or entries)}); choose an "
+                          "empty or new directory")
+    if not adopt:
+        raise ConfigError(f"--model_dir={path} holds a run without its {MARKER} (one made "
+                          "before mpl_tf wrote it, or whose marker was lost): nothing there "
+                          "is touched unless you pass --adopt to mark it as a run directory "
+                          "(then it resumes, or is replaced with --overwrite)")
+    read_config_dict(path)  # --adopt: config.json must be readable as a run's config
+    return True
+
+
+def _listed(names, at_most=3):
+    shown = ", ".join(names[:at_most])
+    return shown + (f" and {len(names) - at_most} more" if len(names) > at_most else "")
+
+
 def _check(config, path, overwrite):
-    """Raises ConfigError if `config` may not run in the (locked) directory `path`."""
-    results = os.path.join(path, "results.json")
+    """Raises ConfigError if `config` may not run in the (locked, marked or empty) directory
+    `path`."""
+    from mpl_tf.durable import readback
+
+    results = os.path.join(path, RESULTS)
     if config.mode == "finetune":
+        readback.verify(results, path)  # a finished run's results.json, recorded: not lost
         if not os.path.exists(results) or not os.path.exists(os.path.join(path, SERVING_WEIGHTS)):
             raise ConfigError(f"--mode=finetune needs a finished training run in "
-                              f"--model_dir={path} (results.json and {SERVING_WEIGHTS})")
-        if "finetune_steps" in read_json(results) and not overwrite:
+                              f"--model_dir={path} ({RESULTS} and {SERVING_WEIGHTS})")
+        if "finetune_steps" in readback.read_run_json(path, RESULTS) and not overwrite:
             raise ConfigError(f"--model_dir={path} already holds a finetuned result "
                               f"({results}); pass --overwrite to replace it (the trained "
                               "network is finetuned again)")
         return
-    if os.path.exists(results) and not overwrite:
+    if overwrite:
+        return
+    if os.path.exists(results):
         raise ConfigError(f"--model_dir={path} already holds a finished run ({results}); "
                           "choose another directory or pass --overwrite")
-    differs = _changed_fields(os.path.join(path, "config.json"), config)
-    if differs and os.path.isdir(os.path.join(path, "checkpoints")) and not overwrite:
+    readback.verify(results, path)  # recorded when the run finished, and lost since
+    if not os.path.isdir(os.path.join(path, CHECKPOINTS)):
+        return
+    # Progress to resume: it must be of this config, which config.json and the marker say.
+    saved_path = os.path.join(path, CONFIG)
+    if not os.path.exists(saved_path):
+        raise ConfigError(f"--model_dir={path} holds checkpoints but its {CONFIG} is missing, "
+                          "so it cannot tell which settings they are of: restore it from a copy "
+                          "of the run, or pass --overwrite to start over")
+    saved = read_config_dict(path)
+    readback.check_config_identity(path, saved)
+    differs = _changed_fields(saved, config)
+    if differs:
         raise ConfigError(f"--model_dir={path} holds checkpoints of a run with a different "
                           f"config ({', '.join(differs)}); pass --overwrite to start over")
-    if overwrite and _entries(path) and not os.path.exists(os.path.join(path, "config.json")):
-        raise ConfigError(f"--model_dir={path} holds files but no config.json, so it is not a "
-                          "run directory; --overwrite empties run directories only")
-
-
-def _entries(path):
-    """What `path` holds besides its lock and the leftovers of an interrupted `_clear`."""
-    return [name for name in os.listdir(path)
-            if name != lock.LOCK_NAME and not name.startswith(_TRASH_PREFIX)]
-
-
-_TRASH_PREFIX = ".overwritten-"
 
 
 def _clear(path):
-    """Empties the run directory `path` for --overwrite, keeping only its lock: everything is
-    renamed into one hidden directory (each rename is atomic, so nothing is half deleted while
-    the old run's files are still in their places), which is then deleted. Leftovers of an
-    interrupted clear go with it."""
+    """Deletes what a run wrote in `path` (its `ENTRIES` and leftovers of interrupted writes)
+    for --overwrite, and nothing else: those are renamed into one hidden directory (each
+    rename is atomic, so nothing is half deleted while the old run's files are still in their
+    places), which is then deleted. Anything else there is left, and said so on stdout."""
+    names = os.listdir(path)
     trash = tempfile.mkdtemp(prefix=_TRASH_PREFIX, dir=path)
-    for name in os.listdir(path):
-        if name not in (lock.LOCK_NAME, os.path.basename(trash)):
+    for name in names:
+        if name in ENTRIES or name.startswith(_TEMPORARY_PREFIXES):
             os.rename(os.path.join(path, name), os.path.join(trash, name))
     shutil.rmtree(trash)
+    kept = [name for name in _entries(path) if name not in ENTRIES]
+    if kept:
+        print(f"--overwrite: left {_listed(kept)} in {path} untouched (not written by a run)")
 
 
-# Settings a resumed run may change: they do not alter what is computed.
-_RESUMABLE_CHANGES = {"model_dir", "strategy", "tpu", "eval_batch_size",
-                      "steps_per_execution", "jit_compile", "max_nonfinite_steps", "mode",
-                      "cache_dir",  # cached pixels are the decoded ones, bit for bit
-                      "multi_worker_timeout"}
-
-
-def _changed_fields(saved_config_path, config):
-    """Names of the fields where `config` differs from the saved config.json, if any. A field
-    the saved config lacks (written before the field existed) counts as its default."""
-    if not os.path.exists(saved_config_path):
-        return []
-    saved = {**json.loads(Config().to_json()), **read_json(saved_config_path)}
+def _changed_fields(saved, config):
+    """Names of the fields where `config` differs from the saved config.json's contents, if
+    any. A field the saved config lacks (written before the field existed) counts as its
+    default."""
+    saved = {**json.loads(Config().to_json()), **saved}
     current = json.loads(config.to_json())
-    return sorted(k for k in current if k not in _RESUMABLE_CHANGES and saved.get(k) != current[k])
-
+    return sorted(k for k in current if k not in marker.RESUMABLE and saved.get(k) != current[k])
 
 
 def versions():
@@ -148,9 +239,12 @@ def cpu_model():
                      if line.startswith("model name")), "unknown")
 
 
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)
+def read_json(path, check=None):
+    """The JSON in `path`; missing or damaged is a one-line `errors.DamagedFile`
+    (`readback.read_json`)."""
+    from mpl_tf.durable import readback
+
+    return readback.read_json(path, check)
 
 
 def save_weights(model_dir, network, relative_path=SERVING_WEIGHTS):
@@ -179,6 +273,7 @@ def write_text(path, text):
     """Writes text through a temporary file and a rename, so readers never see half a file."""
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the run from its readers
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.replace(tmp, path)
@@ -186,3 +281,16 @@ def write_text(path, text):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _umask():
+    """The process's umask (read by setting it, then putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def open_directory_mode(path):
+    """Gives a directory made by tempfile.mkdtemp (0700) the mode os.makedirs would (0777 less
+    the umask), for one renamed into place."""
+    os.chmod(path, 0o777 & ~_umask())

@@ -18,6 +18,8 @@ from mpl_tf import config as config_lib
 from mpl_tf.durable import strategies
 from mpl_tf.serving import export
 from mpl_tf.durable import faults
+from mpl_tf.durable import marker
+from mpl_tf.durable import readback
 from mpl_tf.durable import run_dir
 from mpl_tf.run import control_2d
 from mpl_tf.method.build import build_model
@@ -41,12 +43,12 @@ def run(config, data, strategy=None):
 
 
 def _run(config, data, strategy, resume_dir, clock):
-    run_dir.write_json(os.path.join(config.model_dir, "labeled_indices.json"),
+    run_dir.write_json(os.path.join(config.model_dir, run_dir.LABELED_INDICES),
                        {"dataset": data.name, "split_seed": config.split_seed,
                         "indices": data.labeled_indices.tolist(), "ids": list(data.labeled_ids),
                         "val_indices": None if data.val_indices is None
                         else data.val_indices.tolist(), "val_ids": list(data.val_ids)})
-    run_dir.write_json(os.path.join(config.model_dir, "dataset_info.json"), data.info())
+    run_dir.write_json(os.path.join(config.model_dir, run_dir.DATASET_INFO), data.info())
     keras.utils.set_random_seed(config.seed)
     model, train_logs = training.train(config, data, strategy, log_dir=config.model_dir,
                             resume_dir=resume_dir, clock=clock)
@@ -84,7 +86,7 @@ def _run(config, data, strategy, resume_dir, clock):
 def _divergence(config, data, model, val_accuracy):
     """results.json's `diverged` and `warnings` (see `faults.divergence`), judged on the served
     network's labeled training loss (the log its method names)."""
-    epochs = training.read_csv_log(os.path.join(config.model_dir, "train_log.csv"))
+    epochs = training.read_csv_log(os.path.join(config.model_dir, run_dir.csv_log("train")))
     return faults.divergence(epochs.get(model.LABELED_LOSS, []), val_accuracy,
                              data.num_classes,
                              None if data.val_labels is None else len(data.val_labels))
@@ -94,26 +96,39 @@ def finetune_run(config, data, strategy=None):
     """--mode=finetune: finetunes the served network of the finished run in model_dir (as it
     was before any earlier finetuning) and updates its results.json (before and after)."""
     strategy = strategy or _strategy(config)
-    results = run_dir.read_json(os.path.join(config.model_dir, "results.json"))
+    model_dir = config.model_dir
+    results = readback.read_run_json(model_dir, run_dir.RESULTS)
     with strategy.scope():
         network = build_model(config.finetuning(strategy.num_replicas_in_sync),
                               data.input_shape, data.num_classes, pixel_mean=data.pixel_mean,
                               pixel_std=data.pixel_std).trained_network
-    trained = os.path.join(config.model_dir, run_dir.TRAINED_WEIGHTS)
-    if not os.path.exists(trained):  # never finetuned: the served network is the trained one
-        run_dir.save_weights(config.model_dir, _load(network, config.model_dir),
-                             run_dir.TRAINED_WEIGHTS)
-    network.load_weights(trained)
+    trained = os.path.join(model_dir, run_dir.TRAINED_WEIGHTS)
+    readback.verify(trained, model_dir)  # recorded, and lost: not a run never finetuned
+    first = not os.path.exists(trained)  # never finetuned: the served network is the trained one
+    readback.load_weights(network, model_dir,
+                          run_dir.SERVING_WEIGHTS if first else run_dir.TRAINED_WEIGHTS)
+    if os.path.exists(os.path.join(model_dir, run_dir.ATTEMPTS)):
+        readback.read_run_json(model_dir, run_dir.ATTEMPTS)  # the clock below adds to it
+    interrupted = _interrupted_finetuning(config)
+    # What finetuning rewrites is no longer the finished run's record until it finishes again.
+    marker.record(model_dir, forget=_FINETUNING_WRITES)
+    if first:
+        run_dir.save_weights(model_dir, network, run_dir.TRAINED_WEIGHTS)
     for key in ("val_accuracy", "test_accuracy"):  # undo an earlier finetuning's numbers
         results[key] = results.pop(f"{key}_before_finetune", results[key])
-    if not _interrupted_finetuning(config):
-        for stale in ("finetune_log.csv", os.path.join("checkpoints", "finetune"),
-                      os.path.join("logs", "finetune")):
-            run_dir.remove(os.path.join(config.model_dir, stale))
-    with attempts.Clock(config.model_dir, "finetune",
+    if not interrupted:
+        for stale in (run_dir.csv_log("finetune"), checkpoints.directory("", "finetune"),
+                      os.path.join(run_dir.LOGS, "finetune")):
+            run_dir.remove(os.path.join(model_dir, stale))
+    with attempts.Clock(model_dir, "finetune",
                         before=results.get("wall_seconds", 0)) as clock:
         served = _finetune_into(results, config, data, strategy, network, clock)
     return _finish(config, served, results, clock)
+
+
+# The files --mode=finetune rewrites (the rest of a finished run it leaves as they were).
+_FINETUNING_WRITES = (run_dir.ATTEMPTS, run_dir.RESULTS, run_dir.MODEL, run_dir.EXPORT,
+                      run_dir.csv_log("finetune"), os.path.join(run_dir.CHECKPOINTS, "finetune"))
 
 
 _FINETUNING_SETTINGS = "settings.json"  # in checkpoints/finetune: what its checkpoints are of
@@ -128,15 +143,14 @@ def _interrupted_finetuning(config):
     settings of `config`, which `fit` then resumes; anything else there (a finished
     finetuning being replaced, one of other settings) is stale."""
     directory = checkpoints.directory(config.model_dir, "finetune")
-    settings = os.path.join(directory, _FINETUNING_SETTINGS)
     steps = checkpoints.steps_present(directory)
-    return (os.path.exists(settings) and run_dir.read_json(settings) == _finetuning_settings(config)
-            and bool(steps) and steps[-1] < config.finetune_steps)
-
-
-def _load(network, model_dir):
-    network.load_weights(os.path.join(model_dir, run_dir.SERVING_WEIGHTS))
-    return network
+    if not steps or steps[-1] >= config.finetune_steps:
+        return False  # nothing to resume (its settings are not read)
+    relative = os.path.join(run_dir.CHECKPOINTS, "finetune", _FINETUNING_SETTINGS)
+    if not os.path.exists(os.path.join(config.model_dir, relative)):
+        readback.verify(os.path.join(config.model_dir, relative), config.model_dir)
+        return False
+    return readback.read_run_json(config.model_dir, relative) == _finetuning_settings(config)
 
 
 def _strategy(config):
@@ -151,7 +165,7 @@ def _finish(config, served, results, clock):
     model_dir = config.model_dir
     run_dir.save_weights(model_dir, served)
     results.update(clock.results())
-    path = os.path.join(model_dir, "results.json")
+    path = os.path.join(model_dir, run_dir.RESULTS)
     previous = run_dir.read_json(path) if os.path.exists(path) else None
     run_dir.write_json(path, results)
     try:
@@ -162,6 +176,9 @@ def _finish(config, served, results, clock):
         else:
             run_dir.write_json(path, previous)
         raise
+    # The finished run's record: what readers check its files against (TensorBoard's event
+    # files aside, which nothing reads back).
+    marker.seal(model_dir, skip=(run_dir.LOGS,))
     return results
 
 
@@ -175,7 +192,8 @@ def _finetune_into(results, config, data, strategy, network, clock):
     os.makedirs(directory, exist_ok=True)
     run_dir.write_json(os.path.join(directory, _FINETUNING_SETTINGS), _finetuning_settings(config))
     tuned, _ = training.train(tuning, data, strategy, log_dir=config.model_dir,
-                   initial_weights=network.get_weights(), log_name="finetune", clock=clock)
+                              initial_weights=network.get_weights(), log_name="finetune",
+                              clock=clock)
     results.update(_accuracies(tuned, data, config), finetune_steps=config.finetune_steps,
                    finetune_lr=config.finetune_lr, finetune_batch_size=config.finetune_batch_size)
     return tuned.serving_network

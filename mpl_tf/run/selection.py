@@ -9,6 +9,7 @@ import re
 import keras
 import numpy as np
 
+from mpl_tf.durable import readback
 from mpl_tf.durable import run_dir
 from mpl_tf.run.scoring import accuracy
 
@@ -47,12 +48,16 @@ class SelectOnValidation(keras.callbacks.Callback):
         """The state saved with checkpoint `step`; none there (a run dir from before selection
         was checkpointed) leaves it fresh."""
         path = selection_path(directory, step)
+        readback.verify_checkpoint_file(path)
         if not os.path.exists(path):
             return
-        with np.load(path) as saved:
-            weights = [saved[f"arr_{i}"] for i in range(len(saved.files) - 2)]
-            self.best_accuracy = float(saved["best_accuracy"])
-            self.best_step = int(saved["best_step"]) if int(saved["best_step"]) >= 0 else None
+        try:
+            with np.load(path) as saved:
+                weights = [saved[f"arr_{i}"] for i in range(len(saved.files) - 2)]
+                self.best_accuracy = float(saved["best_accuracy"])
+                self.best_step = int(saved["best_step"]) if int(saved["best_step"]) >= 0 else None
+        except Exception as e:  # noqa: BLE001 - numpy and zipfile raise many kinds
+            raise readback.damaged(path, e) from None
         self.best_weights = weights or None
 
     def on_epoch_end(self, epoch, logs=None):

@@ -16,6 +16,7 @@ import numpy as np
 from mpl_tf.durable import checkpoints
 from mpl_tf.run import loop
 from mpl_tf.durable import preemption
+from mpl_tf.durable import readback
 from mpl_tf.method.build import build_model
 from mpl_tf.errors import TrainingError
 from mpl_tf.data import pipeline
@@ -93,9 +94,12 @@ def _drop_csv_rows_from(path, first_epoch):
     `first_epoch` on (written after the checkpoint the run resumes from)."""
     if not os.path.exists(path):
         return
-    with open(path) as f:
-        lines = f.readlines()
-    kept = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) < first_epoch]
+    try:
+        with open(path) as f:
+            lines = f.readlines()
+        kept = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) < first_epoch]
+    except ValueError as e:  # UnicodeDecodeError too: not the CSV Keras wrote
+        raise readback.damaged(path, e) from None
     if len(kept) != len(lines):
         with open(path, "w") as f:
             f.writelines(kept)
@@ -103,11 +107,14 @@ def _drop_csv_rows_from(path, first_epoch):
 
 def read_csv_log(path):
     """Per-epoch logs of the whole run, across resumptions (fit's history has only its own)."""
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
-    # Keras writes NA for a log an epoch left out (val_ columns; undefined optional logs).
-    columns = {name: [float(row[name]) for row in rows if row[name] not in ("", "NA")]
-               for name in rows[0] if name != "epoch" and not name.startswith("val_")}
+    try:
+        with open(path) as f:
+            rows = list(csv.DictReader(f))
+        # Keras writes NA for a log an epoch left out (val_ columns; undefined optional logs).
+        columns = {name: [float(row[name]) for row in rows if row[name] not in ("", "NA")]
+                   for name in rows[0] if name != "epoch" and not name.startswith("val_")}
+    except (ValueError, TypeError, IndexError, OSError) as e:  # not the CSV Keras wrote
+        raise readback.damaged(path, e) from None
     return {name: values for name, values in columns.items() if values}
 
 

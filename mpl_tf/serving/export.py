@@ -27,11 +27,13 @@ import keras  # noqa: E402  (TensorFlow is loaded, so Keras' import prints nothi
 
 from mpl_tf.serving import model_card  # noqa: E402
 from mpl_tf import models  # noqa: E402
+from mpl_tf.durable import marker  # noqa: E402
+from mpl_tf.durable import readback  # noqa: E402
 from mpl_tf.durable import run_dir  # noqa: E402
 from mpl_tf.config import Config  # noqa: E402
 from mpl_tf.errors import ConfigError  # noqa: E402
 
-EXPORT_DIR = "export"
+EXPORT_DIR = run_dir.EXPORT
 HUB_VARIANTS = ("classification", "feature-vector")
 TOP_K = 5
 
@@ -53,7 +55,11 @@ class Run:
 
 def check_finished(model_dir):
     """Raises ConfigError unless `model_dir` holds a finished run (results.json, weights)."""
-    needed = ("results.json", "config.json", "dataset_info.json", run_dir.SERVING_WEIGHTS)
+    needed = (run_dir.RESULTS, run_dir.CONFIG, run_dir.DATASET_INFO, run_dir.SERVING_WEIGHTS)
+    if marker.exists(model_dir):
+        marker.read(model_dir)  # damaged: one line
+    for name in needed:  # recorded by the run when it finished, and lost since: say so
+        readback.verify(os.path.join(model_dir, name), model_dir)
     missing = [name for name in needed if not os.path.exists(os.path.join(model_dir, name))]
     if missing:
         raise ConfigError(f"--model_dir={model_dir} holds no finished run (missing "
@@ -65,17 +71,17 @@ def load_run(model_dir, config=None, network=None):
     distribution strategy) with its weights loaded: from model_dir's files, or from the `config`
     and served `network` given (what the training that just finished holds)."""
     check_finished(model_dir)
-    config = config or Config.from_json(os.path.join(model_dir, "config.json"))
-    info = run_dir.read_json(os.path.join(model_dir, "dataset_info.json"))
+    config = config or readback.read_config(model_dir)
+    info = readback.read_run_json(model_dir, run_dir.DATASET_INFO)
+    results = readback.read_run_json(model_dir, run_dir.RESULTS)
     serving = models.build(config, tuple(info["input_shape"]), info["num_classes"], seed=0,
                            name="serving", pixel_mean=info["pixel_mean"],
                            pixel_std=info["pixel_std"])
     if network is None:
-        serving.load_weights(os.path.join(model_dir, run_dir.SERVING_WEIGHTS))
+        readback.load_weights(serving, model_dir, run_dir.SERVING_WEIGHTS)
     else:
         serving.set_weights(network.get_weights())
-    return Run(model_dir, config, info, run_dir.read_json(os.path.join(model_dir, "results.json")),
-               serving)
+    return Run(model_dir, config, info, results, serving)
 
 
 def export_run(model_dir, overwrite=False, config=None, network=None):
@@ -97,12 +103,15 @@ def export_run(model_dir, overwrite=False, config=None, network=None):
                           "serving takes RGB images, adapted to 1 or 3 channels only")
     staging = tempfile.mkdtemp(prefix=".export-", dir=model_dir)
     try:
+        run_dir.open_directory_mode(staging)
         write_serving_model(run, os.path.join(staging, "saved_model"))
         write_hub_modules(run, os.path.join(staging, "hub"))
         _move_into_place(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    if marker.recorded(model_dir, run_dir.RESULTS) is not None:  # a finished run's record
+        marker.record(model_dir, [EXPORT_DIR], forget=[EXPORT_DIR])
     return target
 
 
@@ -292,13 +301,16 @@ def feature_network(network):
 
 def _trained_version(run):
     """The mpl_tf version the run's versions.json records (None when it records none)."""
-    path = os.path.join(run.model_dir, "versions.json")
-    return run_dir.read_json(path).get("mpl_tf") if os.path.exists(path) else None
+    path = os.path.join(run.model_dir, run_dir.VERSIONS)
+    readback.verify(path, run.model_dir)
+    return (readback.read_run_json(run.model_dir, run_dir.VERSIONS).get("mpl_tf")
+            if os.path.exists(path) else None)
 
 
 def _num_labeled(run):
     """The number of labeled examples the run used (labeled_indices.json when present)."""
-    path = os.path.join(run.model_dir, "labeled_indices.json")
+    path = os.path.join(run.model_dir, run_dir.LABELED_INDICES)
+    readback.verify(path, run.model_dir)
     if os.path.exists(path):
-        return len(run_dir.read_json(path)["indices"])
+        return len(readback.read_run_json(run.model_dir, run_dir.LABELED_INDICES)["indices"])
     return run.results.get("num_labeled", run.config.num_labeled)
