@@ -12,9 +12,13 @@ from absl import flags
 
 from mpl_tf import errors
 from mpl_tf.durable import preemption
+from mpl_tf.durable import tf_logs
 
 
 _real_stderr = []  # the saved descriptor 2 while it is silenced
+# Every command imports this module before anything imports TensorFlow: its log level is set
+# here, so it holds whichever module imports TensorFlow first.
+tf_logs.before_import()
 
 
 @contextlib.contextmanager
@@ -41,8 +45,10 @@ def real_stderr():
 def import_tensorflow():
     """TensorFlow, imported with descriptor 2 silenced (a module that needs it at import time
     takes it from here, so importing a command prints nothing)."""
+    tf_logs.before_import()
     with stderr_silenced():
         import tensorflow as tf
+    tf_logs.after_import(tf)
     return tf
 
 
