@@ -20,6 +20,9 @@ from mpl_tf.method import feedback, pseudo_labels
 REGISTRIES = {"method": method.NAMES, "feedback": feedback.NAMES,
               "feedback_forwards": tuple(feedback.FORWARDS), "label_type": pseudo_labels.NAMES}
 config_lib.define_flags(flags.FLAGS, REGISTRIES)
+# Every command imports this module before anything imports TensorFlow: the log level set here
+# holds whichever module imports TensorFlow first.
+quiet.before_import()
 
 
 def validated(config):

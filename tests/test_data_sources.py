@@ -256,6 +256,75 @@ def test_a_tfds_download_reaches_the_network_and_says_so_in_one_line(tfds_dir, n
     assert capfd.readouterr().err == ""
 
 
+@pytest.fixture
+def offline(monkeypatch):
+    """No network, as on a machine without one: every connection goes to a closed local port;
+    TFDS's retries stay as they are."""
+    for variable in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(variable, "http://127.0.0.1:9")  # the discard port: refused
+    for variable in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(variable, raising=False)
+
+
+def test_an_offline_download_fails_at_once_and_leaves_only_what_was_there(tmp_path, offline,
+                                                                           capfd):
+    """Offline, TFDS retried for minutes (3.5 for cifar10), printed a dozen warnings and left
+    partial files in --data_dir; now its first download's host is asked once, with a short
+    timeout, and the run stops in one line. What --data_dir held before stays, even a file
+    named like TFDS's partial ones."""
+    import time
+
+    data_dir = tmp_path / "tfds"
+    (data_dir / "mine").mkdir(parents=True)
+    (data_dir / "mine" / "notes.tmp.keep").write_text("mine")
+    (data_dir / "old.incomplete").write_text("mine")
+    before = sorted(p.relative_to(data_dir) for p in data_dir.rglob("*"))
+    capfd.readouterr()
+    start = time.monotonic()
+    with pytest.raises(ConfigError) as error:
+        sources.load(Config(dataset="cifar10", data_dir=str(data_dir)))
+    elapsed = time.monotonic() - start
+    message = str(error.value)
+    assert elapsed < 30, elapsed
+    assert message.startswith(f"--dataset=cifar10: TFDS could not prepare cifar10 in "
+                              f"--data_dir={data_dir} (network error, cannot reach "
+                              "www.cs.toronto.edu: ")
+    assert "Connection refused" in message and "\n" not in message
+    assert capfd.readouterr().err == ""
+    assert sorted(p.relative_to(data_dir) for p in data_dir.rglob("*")) == before
+
+
+def test_a_failed_preparation_removes_the_partial_files_it_created(tmp_path):
+    """What TFDS marks unfinished and the directories left empty go; a finished download, and
+    anything there before (partial-looking or not), stay; a --data_dir it created goes if
+    empty."""
+    from mpl_tf.data import downloads
+
+    root = tmp_path / "tfds"
+    (root / "downloads" / "cifar10").mkdir(parents=True)
+    (root / "downloads" / "cifar10" / "earlier.tmp.1").mkdir()
+    (root / "cifar100" / "3.0.2").mkdir(parents=True)
+    before = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    with pytest.raises(KeyboardInterrupt):
+        with downloads.partial_files_removed(str(root)):
+            (root / "downloads" / "cifar10" / "a.tar.gz.tmp.2f3e").mkdir()
+            (root / "downloads" / "cifar10" / "a.tar.gz.tmp.2f3e" / "a.tar.gz").write_text("x")
+            (root / "downloads" / "finished.tar.gz").write_text("x")
+            (root / "downloads" / "extracted").mkdir()
+            (root / "cifar10" / "incomplete.AB12_3.0.2").mkdir(parents=True)
+            (root / "cifar10" / "incomplete.AB12_3.0.2" / "shard").write_text("x")
+            raise KeyboardInterrupt
+    after = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    assert after == sorted([*before, os.path.join("downloads", "finished.tar.gz")])
+
+    fresh = tmp_path / "fresh"
+    with pytest.raises(OSError):
+        with downloads.partial_files_removed(str(fresh)):
+            (fresh / "downloads" / "x.tmp.1").mkdir(parents=True)
+            raise OSError("no space left")
+    assert not fresh.exists()
+
+
 # --- ImageNet (mocked with file names, so the subsets overlap the training split as in TFDS) ---
 
 SUBSET_EVERY, VALIDATION = 10, 30

@@ -114,3 +114,85 @@ def test_machine_faults_end_in_one_line_with_the_last_checkpoint_intact(
     assert not (model_dir / "results.json").exists()
     if message == "out of memory":
         assert "--eval_batch_size" in lines[0] and "--image_size" in lines[0]
+
+
+# --- what a fresh process shows: TensorFlow's own logging stays off the terminal (issue 21) ----
+
+# A user's environment: TensorFlow's log level unset (this suite sets it for its own process).
+USER_ENV = {name: value for name, value in ENV.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
+# mpl_tf.main, with the accuracy after training asking for 512 GiB: TensorFlow's allocator
+# fails it as a real out-of-memory batch would, dumping its state first. (TensorFlow is imported
+# the commands' way first, as `orchestrate` would import it otherwise.)
+OUT_OF_MEMORY = """
+import sys
+from mpl_tf import cli
+cli.import_tensorflow()
+from mpl_tf import main
+from mpl_tf.run import orchestrate
+
+def too_big(*args, **kwargs):
+    import tensorflow as tf
+    return float(tf.reduce_sum(tf.zeros([2 ** 37])))
+
+orchestrate.accuracy = too_big
+sys.exit(main.main(sys.argv))
+"""
+
+
+def test_out_of_memory_in_a_fresh_process_is_one_line(tmp_path):
+    """Without the fix TensorFlow's allocator printed some 200 lines of its state before the
+    error; now the error is the only line, and names the tensor that did not fit."""
+    done = subprocess.run([sys.executable, "-c", OUT_OF_MEMORY, *SHORT, "--train_steps=100",
+                           "--log_every=100", f"--model_dir={tmp_path / 'run'}"], cwd=REPO,
+                          env=USER_ENV, capture_output=True, text=True, timeout=600)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1, done.stderr[-3000:]
+    assert lines[0].startswith("error: out of memory (OOM when allocating tensor with shape"
+                               "[137438953472] and type float): a batch does not fit"), lines
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 400 KiB file system (tmpfs; needs root), unmounted afterwards."""
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs",
+                              str(mount_point)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_a_full_disk_in_a_fresh_process_is_one_line(full_disk):
+    """The disk fills while TensorFlow writes the first checkpoint: before the fix two of its
+    warnings came first, and the line quoted TensorFlow's function-node and op names."""
+    done = subprocess.run([sys.executable, "-m", "mpl_tf.main", "--flagfile=flags/digits.cfg",
+                           "--train_steps=20", "--log_every=10", "--finetune_steps=0",
+                           f"--model_dir={full_disk / 'run'}"], cwd=REPO, env=USER_ENV,
+                          capture_output=True, text=True, timeout=600)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1, done.stderr[-3000:]
+    assert lines[0].startswith(f"error: the disk holding --model_dir={full_disk / 'run'} is full")
+    assert "No space left on device" in lines[0]
+    assert "function_node" not in lines[0] and "[Op:" not in lines[0]
+
+
+@pytest.mark.parametrize("error,reason", [
+    (tf.errors.ResourceExhaustedError(
+        None, None, "Graph execution error:\n\nDetected at node foo defined at (most recent "
+        "call last):\n  File \"x.py\", line 1, in <module>\n\nOOM when allocating tensor with "
+        "shape[8,3] and type float on /job:localhost/replica:0/task:0/device:CPU:0 by "
+        "allocator mklcpu\n\t [[{{node foo}}]]"),
+     "OOM when allocating tensor with shape[8,3] and type float"),
+    (tf.errors.ResourceExhaustedError(
+        None, None, "{{function_node __wrapped__SaveV2_dtypes_84_device_/job:localhost/replica:0"
+        "/task:0/device:CPU:0}} /run/ckpt-10_temp/part; No space left on device [Op:SaveV2]"),
+     "/run/ckpt-10_temp/part; No space left on device"),
+    (OSError(errno.ENOSPC, "No space left on device"), "[Errno 28] No space left on device"),
+    (MemoryError(), "MemoryError"),
+])
+def test_a_fault_is_said_in_the_words_of_its_cause(error, reason):
+    from mpl_tf.durable import faults
+
+    assert faults.reason(error) == reason

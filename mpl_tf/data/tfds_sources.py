@@ -11,11 +11,13 @@ training images. Views: flip + pad-and-crop; SVHN is not flipped (digits).
 """
 
 import dataclasses
+import os
 
 import numpy as np
 import tensorflow as tf
 
 from mpl_tf.errors import ConfigError
+from mpl_tf.data import downloads
 from mpl_tf.data import examples as examples_lib
 from mpl_tf.data import split_data
 
@@ -65,23 +67,30 @@ def load(config):
 
 def prepare(name, config, download_config=None):
     """The TFDS builder of `name`, prepared in --data_dir (a no-op once it is), or ConfigError
-    naming what failed (e.g. no network to download it)."""
+    naming what failed (e.g. no network to download it: found before TFDS starts, in seconds,
+    see `downloads`); a failed preparation leaves no partial files there."""
     import requests
     import tensorflow_datasets as tfds
 
     tfds.disable_progress_bar()  # its bars go to stderr, where an error must be the only line
+    where = (f"--dataset={config.dataset}: TFDS could not prepare {name} in "
+             f"--data_dir={config.data_dir or '~/tensorflow_datasets'}")
     try:
-        builder = tfds.builder(name, data_dir=config.data_dir)
-        if not builder.is_prepared():
-            print(f"preparing {name} in {builder.data_dir} with TFDS (downloading it the first "
-                  "time)", flush=True)
-        builder.download_and_prepare(download_config=download_config)
+        with downloads.quiet_logging():
+            builder = tfds.builder(name, data_dir=config.data_dir)
+            if not builder.is_prepared():
+                print(f"preparing {name} in {builder.data_dir} with TFDS (downloading it the "
+                      "first time)", flush=True)
+            with (downloads.probing_downloads(),
+                  downloads.partial_files_removed(os.fspath(builder.data_dir_root))):
+                builder.download_and_prepare(download_config=download_config)
+    except downloads.Unreachable as e:
+        raise ConfigError(f"{where} (network error, {e}): connect to the network, or copy a "
+                          f"prepared {name} into --data_dir") from e
     except Exception as e:  # TFDS reports missing files, network and disk errors many ways
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
         network = "network error, " if isinstance(e, requests.RequestException) else ""
-        raise ConfigError(f"--dataset={config.dataset}: TFDS could not prepare {name} in "
-                          f"--data_dir={config.data_dir or '~/tensorflow_datasets'} "
-                          f"({network}{type(e).__name__}: {reason})") from e
+        raise ConfigError(f"{where} ({network}{type(e).__name__}: {reason})") from e
     return builder
 
 

@@ -10,6 +10,7 @@ one is skipped on resume, see `checkpoints.restore_latest`); the message names i
 import errno
 import math
 import os
+import re
 
 from mpl_tf.durable import checkpoints
 
@@ -22,10 +23,10 @@ def describe(error, model_dir):
     """One line for a fault of the machine rather than the code, or None for anything else."""
     import tensorflow as tf  # already imported by training; not needed to check flags
 
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    text = reason(error)
     code = getattr(error, "errno", None)
     where = f"; the last checkpoint, {_last_checkpoint(model_dir)}, is intact"
-    if code == errno.ENOSPC or _NO_SPACE in text:
+    if code == errno.ENOSPC or _NO_SPACE in str(error):
         return (f"the disk holding --model_dir={model_dir} is full ({text}); free space (or "
                 f"pass another --model_dir) and rerun to resume{where}")
     if code in (errno.EACCES, errno.EROFS, errno.EPERM) or isinstance(
@@ -33,9 +34,32 @@ def describe(error, model_dir):
         return (f"cannot write to --model_dir={model_dir} ({text}); make it writable and rerun "
                 f"to resume{where}")
     if isinstance(error, (MemoryError, tf.errors.ResourceExhaustedError)):
-        return (f"out of memory ({text or 'MemoryError'}): a batch does not fit; lower "
+        return (f"out of memory ({text}): a batch does not fit; lower "
                 f"{_OUT_OF_MEMORY_FLAGS} and rerun{where}")
     return None
+
+
+# What TensorFlow wraps an op's error in: the function it ran in, the op, where it was detected.
+_DECORATIONS = (re.compile(r"\{\{function_node [^}]*\}\}\s*"), re.compile(r"\s*\[Op:\w+\]"))
+_OOM = re.compile(r"OOM when allocating tensor with shape\[[^\]]*\] and type \w+")
+
+
+def reason(error):
+    """The cause an error states, in one line: for TensorFlow's out-of-memory error the tensor
+    that did not fit ("OOM when allocating tensor with shape[...] and type float"), otherwise
+    its first line of substance, without the function-node and op names TensorFlow wraps it in
+    (a graph error's first line is only "Graph execution error:"); the error's type name when
+    it says nothing."""
+    text = getattr(error, "message", None) or str(error)
+    oom = _OOM.search(text)
+    if oom:
+        return oom.group(0)
+    for pattern in _DECORATIONS:
+        text = pattern.sub("", text)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    useful = [line for line in lines if not line.endswith(":")
+              and not line.startswith(("Detected at node", "File \"", "[["))]
+    return (useful or lines or [type(error).__name__])[0]
 
 
 def _last_checkpoint(model_dir):

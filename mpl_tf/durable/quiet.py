@@ -1,9 +1,38 @@
-"""TensorFlow imported and started with its C++ start-up notices kept off the user's stderr:
-they reach file descriptor 2 before any log setting applies, and a command's error must be its
-only line. Everything that imports TensorFlow at the top of a command takes it from here."""
+"""TensorFlow kept off the terminal while a command runs, so a failure reaches the user as the
+one line `cli.run` prints. Its C++ start-up notices reach file descriptor 2 before any log
+setting applies: TensorFlow is imported and started with descriptor 2 silenced (everything that
+imports it at the top of a command takes it from here). Its logging afterwards (an
+out-of-memory batch makes the allocator dump some 200 lines of its state before the error
+reaches Python, a failed checkpoint write two more) is kept to errors: the C++ logging reads
+TF_CPP_MIN_LOG_LEVEL once, while TensorFlow is imported, so `before_import` sets it to 2 unless
+the user set it, and `after_import` quiets TensorFlow's Python logger the same way. A user who
+sets TF_CPP_MIN_LOG_LEVEL (to 0, say, to debug) gets both kinds back. Keras' progress bar is on
+stdout and stays."""
 
 import contextlib
+import logging
 import os
+
+VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
+QUIET_LEVEL = "2"  # 0 all, 1 no INFO, 2 no INFO or WARNING, 3 no ERROR either
+# Whether the user chose the level (read when mpl_tf is first imported, before anything here
+# sets it).
+USER_SET = VARIABLE in os.environ
+
+
+def before_import():
+    """Sets TensorFlow's C++ log level to errors only, unless the user set it; call before the
+    first `import tensorflow`."""
+    if not USER_SET:
+        os.environ.setdefault(VARIABLE, QUIET_LEVEL)
+
+
+def after_import(tf):
+    """TensorFlow's Python logger (retracing notices, deprecations) at errors only, unless the
+    user set TF_CPP_MIN_LOG_LEVEL."""
+    if not USER_SET:
+        tf.get_logger().setLevel(logging.ERROR)
+
 
 
 _real_stderr = []  # the saved descriptor 2 while it is silenced
@@ -33,8 +62,10 @@ def real_stderr():
 def import_tensorflow():
     """TensorFlow, imported with descriptor 2 silenced (a module that needs it at import time
     takes it from here, so importing a command prints nothing)."""
+    before_import()
     with stderr_silenced():
         import tensorflow as tf
+    after_import(tf)
     return tf
 
 
