@@ -238,7 +238,7 @@ def load_saved_model(saved_model, flag="--saved_model"):
     a directory that is no SavedModel a ConfigError."""
     import tensorflow as tf
 
-    from mpl_tf import cli
+    from mpl_tf.durable import quiet
     from mpl_tf.errors import ConfigError
 
     run = run_of_export(saved_model)
@@ -251,7 +251,7 @@ def load_saved_model(saved_model, flag="--saved_model"):
         raise ConfigError(f"{flag}={saved_model} is not a SavedModel directory (no "
                           "saved_model.pb); pass DIR/export/saved_model of an exported run")
     try:
-        with cli.stderr_silenced():  # TensorFlow's runtime logs the failure there too
+        with quiet.stderr_silenced():  # TensorFlow's runtime logs the failure there too
             return tf.saved_model.load(saved_model)
     except Exception as e:  # noqa: BLE001 - a damaged SavedModel fails in many ways
         raise DamagedFile(f"{flag}={saved_model} cannot be loaded ({_reason(e)}): "
