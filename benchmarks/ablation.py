@@ -14,6 +14,7 @@ from absl import flags
 
 from mpl_tf import cli
 from mpl_tf import config as config_lib
+from mpl_tf.durable import files
 from mpl_tf.durable import run_dir
 
 # The rows every table has: the two controls, then MPL with the feedback off and with each
@@ -115,7 +116,7 @@ def percent(values):
 
 def write(out, payload, markdown):
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
-    run_dir.write_json(out + ".json", payload)
+    files.write_json(out + ".json", payload)
     with open(out + ".md", "w") as f:
         f.write(markdown)
     print(markdown)

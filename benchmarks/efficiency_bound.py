@@ -36,7 +36,7 @@ from benchmarks.step_benchmark import (IMAGE_SHAPE, NUM_CLASSES, CIFAR_MEAN, CIF
                                        MPL_CONFIG, SUPERVISED_CONFIG, batches, interleaved,
                                        machine, matmul_call, matmul_gflops, step_flops, timing)
 from mpl_tf import models
-from mpl_tf.durable import run_dir
+from mpl_tf.durable import files
 from mpl_tf import method as methods
 from mpl_tf.method.build import assemble, build_model
 from mpl_tf.models import leaf_layers
@@ -97,7 +97,7 @@ def main(argv):
         "timings": {name: timing(seconds) for name, seconds in times.items()},
         "wall_seconds": round(time.time() - started, 1)}
     os.makedirs(os.path.dirname(cfg.bound_out) or ".", exist_ok=True)
-    run_dir.write_json(cfg.bound_out + ".json", results)
+    files.write_json(cfg.bound_out + ".json", results)
     with open(cfg.bound_out + ".md", "w") as f:
         f.write(markdown(results))
     print(markdown(results))

@@ -37,7 +37,8 @@ import time
 import numpy as np
 from absl import app, flags
 
-from mpl_tf.durable import run_dir  # (light: TensorFlow is imported by the functions that need it, so
+from mpl_tf.durable import files
+
 #                            the spawned JPEG writers start fast)
 
 flags.DEFINE_list("sizes", ["1000", "10000", "50000"], "Folder sizes (images) to run.")
@@ -180,7 +181,7 @@ def main(argv):
         smallest, largest = sizes[str(min(map(int, sizes)))], sizes[str(max(map(int, sizes)))]
         results["rss_ratio_largest_to_smallest"] = round(
             largest["peak_rss_mb"] / smallest["peak_rss_mb"], 3)
-        run_dir.write_json(cfg.output + ".json", results)  # kept if the 224 px part fails
+        files.write_json(cfg.output + ".json", results)  # kept if the 224 px part fails
 
     rate, batches, step, recipe = large_views_and_step(cfg.work_dir, cfg.views_seconds,
                                                        cfg.resnet_steps)
@@ -203,8 +204,8 @@ def main(argv):
           flush=True)
     results["machine"]["load_after"] = os.getloadavg()
     results["wall_seconds"] = round(time.time() - started, 1)
-    run_dir.write_json(cfg.output + ".json", results)
-    run_dir.write_text(cfg.output + ".md", markdown(results))
+    files.write_json(cfg.output + ".json", results)
+    files.write_text(cfg.output + ".md", markdown(results))
 
 
 def markdown(results):

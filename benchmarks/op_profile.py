@@ -25,7 +25,7 @@ tf.config.threading.set_inter_op_parallelism_threads(1)  # before the runtime st
 from absl import flags  # noqa: E402
 
 from benchmarks import step_benchmark as bench  # noqa: E402
-from mpl_tf.durable import run_dir  # noqa: E402
+from mpl_tf.durable import files
 
 flags.DEFINE_integer("steps", 3, "Profiled steps per precision (after 3 warm-up steps).")
 flags.DEFINE_string("profile_out", "benchmarks/results/op_profile", "Output path, no extension.")
@@ -56,7 +56,7 @@ def main(argv):
                "machine": bench.machine(), "inter_op_parallelism_threads": 1,
                "step_gflop": round(flops / 1e9, 1), "profiles": profiles}
     os.makedirs(os.path.dirname(cfg.profile_out) or ".", exist_ok=True)
-    run_dir.write_json(cfg.profile_out + ".json", results)
+    files.write_json(cfg.profile_out + ".json", results)
     with open(cfg.profile_out + ".md", "w") as f:
         f.write(markdown(results))
     print(markdown(results))

@@ -30,6 +30,7 @@ from mpl_tf.serving import export
 from mpl_tf import recipes
 from mpl_tf.durable import marker
 from mpl_tf.durable import readback
+from mpl_tf.durable import files
 from mpl_tf.durable import run_dir
 from mpl_tf.errors import ConfigError, UnwritableOutput
 
@@ -186,7 +187,7 @@ def _evaluate(values):
                       run)
     if values.output:
         try:
-            run_dir.write_json(values.output, report)
+            files.write_json(values.output, report)
         except OSError as e:
             raise UnwritableOutput(f"cannot write --output={values.output}: {e.strerror}"
                                    ) from None

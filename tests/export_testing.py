@@ -5,6 +5,7 @@ import json
 import os
 
 from mpl_tf import models
+from mpl_tf.durable import files
 from mpl_tf.durable import run_dir
 from mpl_tf.config import Config
 
@@ -28,11 +29,11 @@ def make_run(model_dir, model="mlp", input_shape=(8, 8, 3), num_classes=4, datas
             "pixel_mean": mean and list(mean), "pixel_std": std and list(std),
             "view": "pad_crop" if image else "gaussian_noise"}
     os.makedirs(model_dir, exist_ok=True)
-    run_dir.write_json(os.path.join(model_dir, "config.json"), json.loads(config.to_json()))
-    run_dir.write_json(os.path.join(model_dir, "dataset_info.json"), info)
+    files.write_json(os.path.join(model_dir, "config.json"), json.loads(config.to_json()))
+    files.write_json(os.path.join(model_dir, "dataset_info.json"), info)
     network = models.build(config, input_shape, num_classes, seed=11, name="serving",
                            pixel_mean=mean, pixel_std=std)
     run_dir.save_weights(str(model_dir), network)
-    run_dir.write_json(os.path.join(model_dir, "results.json"), {**RESULTS, "dataset": dataset})
+    files.write_json(os.path.join(model_dir, "results.json"), {**RESULTS, "dataset": dataset})
     return network
 

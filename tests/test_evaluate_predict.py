@@ -14,7 +14,7 @@ from export_testing import make_run
 from mpl_tf import evaluate
 from mpl_tf.serving import export
 from mpl_tf import predict
-from mpl_tf.durable import run_dir
+from mpl_tf.durable import files
 from mpl_tf.data import sources
 from mpl_tf.data import two_moons
 
@@ -24,7 +24,7 @@ def image_run(tmp_path_factory):
     """An exported 10-class MLP on 8x8 RGB images, and val/test arrays for it."""
     model_dir = str(tmp_path_factory.mktemp("image_run"))
     network = make_run(model_dir, num_classes=10)
-    run_dir.write_json(os.path.join(model_dir, "labeled_indices.json"),  # the split it records
+    files.write_json(os.path.join(model_dir, "labeled_indices.json"),  # the split it records
                        {"dataset": "toy", "split_seed": 7, "indices": list(range(40)), "ids": [],
                         "val_indices": None})
     export.export_run(model_dir)

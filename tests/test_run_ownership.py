@@ -19,6 +19,7 @@ from absl import flags
 from command_testing import main_in_process as run_main
 from export_testing import make_run
 
+from mpl_tf.durable import files
 from mpl_tf import evaluate, predict, publish
 from mpl_tf import export as export_command
 from mpl_tf import main as main_lib
@@ -316,7 +317,7 @@ def test_every_path_flag_of_the_config_is_expanded():
 def test_run_files_have_ordinary_modes(tmp_path, umask):
     previous = os.umask(umask)
     try:
-        run_dir.write_json(str(tmp_path / "a.json"), {"a": 1})
+        files.write_json(str(tmp_path / "a.json"), {"a": 1})
         make_run(tmp_path / "run")
         export.export_run(str(tmp_path / "run"))
     finally:

@@ -24,6 +24,7 @@ from mpl_tf.durable import checkpoints
 from mpl_tf import evaluate
 from mpl_tf.serving import export
 from mpl_tf.durable import preemption
+from mpl_tf.durable import files
 from mpl_tf.durable import run_dir
 from mpl_tf.durable import lock
 from mpl_tf.method.build import build_model
@@ -45,8 +46,8 @@ def error_lines(captured):
 def fingerprint(directory):
     """{relative path: sha256} of every file under `directory`."""
     found = {}
-    for root, _, files in os.walk(directory):
-        for name in files:
+    for root, _, names in os.walk(directory):
+        for name in names:
             path = os.path.join(root, name)
             with open(path, "rb") as f:
                 found[os.path.relpath(path, directory)] = hashlib.sha256(f.read()).hexdigest()
@@ -261,7 +262,7 @@ def digits_run(tmp_path):
     model_dir = tmp_path / "run"
     network = make_run(model_dir, input_shape=(16, 16, 1), num_classes=10, dataset="digits")
     data = sources.load(Config.from_json(str(model_dir / "config.json")))
-    run_dir.write_json(str(model_dir / "labeled_indices.json"),
+    files.write_json(str(model_dir / "labeled_indices.json"),
                        {"dataset": "digits", "split_seed": 7,
                         "indices": data.labeled_indices.tolist(), "ids": [],
                         "val_indices": data.val_indices.tolist()})

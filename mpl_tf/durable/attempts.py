@@ -14,6 +14,7 @@ import time
 import keras
 
 from mpl_tf.durable import readback
+from mpl_tf.durable import files
 from mpl_tf.durable import run_dir
 
 FILE = run_dir.ATTEMPTS
@@ -39,7 +40,7 @@ class Clock(keras.callbacks.Callback):
 
     def record(self):
         self.entry["wall_seconds"] = round(time.time() - self.started, 2)
-        run_dir.write_json(self.path, [*self.earlier, self.entry])
+        files.write_json(self.path, [*self.earlier, self.entry])
 
     def on_epoch_end(self, epoch, logs=None):
         self.record()

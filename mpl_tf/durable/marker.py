@@ -27,7 +27,11 @@ import re
 import uuid
 
 from mpl_tf import __version__
+from mpl_tf.durable import files
 
+# What to do about a damaged marker.
+TODO = ("restore it from a copy of the run (without it the run's files cannot be "
+               "checked), or train again into a new directory")
 NAME = "mpl_tf_run.json"
 FORMAT = 1
 # Settings a resumed run may change: they do not alter what is computed (nor the config hash).
@@ -94,15 +98,11 @@ def read(model_dir):
     """The marker of `model_dir`, checked (`readback.read_json`); None when there is none."""
     if not exists(model_dir):
         return None
-    from mpl_tf.durable import readback
-
-    return readback.read_json(path(model_dir), check=problem, what_to_do=readback.MARKER_TODO)
+    return files.read_json(path(model_dir), check=problem, what_to_do=TODO)
 
 
 def write(model_dir, contents):
-    from mpl_tf.durable import run_dir
-
-    run_dir.write_json(path(model_dir), contents)
+    files.write_json(path(model_dir), contents)
 
 
 def recorded(model_dir, relative):

@@ -12,7 +12,8 @@ first row.
 import hashlib
 import os
 
-from mpl_tf.durable import readback, run_dir
+from mpl_tf.durable import files
+from mpl_tf.durable import readback
 from mpl_tf.errors import ConfigError
 
 FORMAT = 1
@@ -79,4 +80,4 @@ def check(output, partial, wanted, overwrite):
 
 
 def write(output, wanted):
-    run_dir.write_json(path(output), wanted)
+    files.write_json(path(output), wanted)

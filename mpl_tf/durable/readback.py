@@ -9,17 +9,15 @@ their checks and what to do from `RUN_FILES`), `read_config`, `load_weights`,
 """
 
 import dataclasses
-import json
 import numbers
 import os
 
+from mpl_tf.durable import files
 from mpl_tf.durable import marker
 from mpl_tf.errors import DamagedFile
 
 RESTORE = ("restore it from a copy of the run, or train again into a new directory (or with "
            "--overwrite)")
-MARKER_TODO = ("restore it from a copy of the run (without it the run's files cannot be "
-               "checked), or train again into a new directory")
 EXPORT_TODO = "export the run again (python -m mpl_tf.export --model_dir=RUN --overwrite)"
 
 
@@ -46,22 +44,7 @@ def read_json(file_path, check=None, what_to_do=RESTORE, run=None):
     """The JSON in `file_path`, checked: verified against the marker of `run` (see `verify`),
     parsed, and `check(value)` (why it is not what the file must hold, or None) passed."""
     verify(file_path, run)
-    try:
-        with open(file_path, encoding="utf-8") as f:
-            value = json.load(f)
-    except FileNotFoundError:
-        raise DamagedFile(f"{file_path} is missing: {what_to_do}") from None
-    except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError included
-        raise DamagedFile(f"{file_path} is damaged ({_reason(e)}): {what_to_do}") from None
-    problem = check(value) if check else None
-    if problem:
-        raise DamagedFile(f"{file_path} is damaged ({problem}): {what_to_do}")
-    return value
-
-
-def _reason(error):
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    return files.read_json(file_path, check, what_to_do)
 
 
 # --- the checks of a run's JSON files ------------------------------------------------------------
@@ -150,7 +133,7 @@ RUN_FILES = {
 def what_to_do(relative):
     """What the user can do about the run's file `relative` being missing or damaged."""
     if relative == marker.NAME:
-        return MARKER_TODO
+        return marker.TODO
     if relative.split(os.sep, 1)[0] == "export":
         return EXPORT_TODO
     return RUN_FILES.get(relative, (None, RESTORE))[1]
@@ -194,7 +177,7 @@ def load_weights(network, model_dir, relative):
         network.load_weights(file_path)
     except Exception as e:  # noqa: BLE001 - h5py and Keras raise many kinds for a bad file
         raise DamagedFile(f"{file_path} cannot be read as the network's weights "
-                          f"({_reason(e)}): {RESTORE}") from None
+                          f"({files.reason(e)}): {RESTORE}") from None
     return network
 
 
@@ -218,7 +201,7 @@ def verify_checkpoint_file(file_path):
 
 def damaged(file_path, error, what=RESTORE):
     """The DamagedFile for `file_path`, which could not be read (`error`)."""
-    return DamagedFile(f"{file_path} is damaged ({_reason(error)}): {what}")
+    return DamagedFile(f"{file_path} is damaged ({files.reason(error)}): {what}")
 
 
 def run_of_export(saved_model):
@@ -254,5 +237,5 @@ def load_saved_model(saved_model, flag="--saved_model"):
         with quiet.stderr_silenced():  # TensorFlow's runtime logs the failure there too
             return tf.saved_model.load(saved_model)
     except Exception as e:  # noqa: BLE001 - a damaged SavedModel fails in many ways
-        raise DamagedFile(f"{flag}={saved_model} cannot be loaded ({_reason(e)}): "
+        raise DamagedFile(f"{flag}={saved_model} cannot be loaded ({files.reason(e)}): "
                           f"{EXPORT_TODO}") from None

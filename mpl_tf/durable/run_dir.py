@@ -17,6 +17,7 @@ import shutil
 import tempfile
 
 from mpl_tf import __version__
+from mpl_tf.durable import files
 from mpl_tf.durable import lock
 from mpl_tf.durable import marker
 from mpl_tf.config import Config
@@ -98,8 +99,8 @@ def prepare(config, overwrite=False, adopt=False, command=None):
             contents = marker.new(saved, command)
         contents["config_sha256"] = marker.config_hash(saved)
         marker.write(path, contents)  # first: what follows is a run's
-        write_json(os.path.join(path, CONFIG), saved)
-        write_json(os.path.join(path, VERSIONS), versions())
+        files.write_json(os.path.join(path, CONFIG), saved)
+        files.write_json(os.path.join(path, VERSIONS), versions())
     except OSError as e:
         raise ConfigError(f"--model_dir={path} is not writable: {e.strerror}") from None
 
@@ -264,33 +265,7 @@ def remove(path):
         os.remove(path)
 
 
-def write_json(path, obj):
-    """Writes JSON through a temporary file and a rename, so readers never see half a file."""
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def write_text(path, text):
-    """Writes text through a temporary file and a rename, so readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the run from its readers
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def _umask():
-    """The process's umask (read by setting it, then putting it back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def open_directory_mode(path):
     """Gives a directory made by tempfile.mkdtemp (0700) the mode os.makedirs would (0777 less
     the umask), for one renamed into place."""
-    os.chmod(path, 0o777 & ~_umask())
+    os.chmod(path, 0o777 & ~files.umask())

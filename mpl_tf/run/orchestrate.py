@@ -20,6 +20,7 @@ from mpl_tf.serving import export
 from mpl_tf.durable import faults
 from mpl_tf.durable import marker
 from mpl_tf.durable import readback
+from mpl_tf.durable import files
 from mpl_tf.durable import run_dir
 from mpl_tf.run import control_2d
 from mpl_tf.method.build import build_model
@@ -43,12 +44,12 @@ def run(config, data, strategy=None):
 
 
 def _run(config, data, strategy, resume_dir, clock):
-    run_dir.write_json(os.path.join(config.model_dir, run_dir.LABELED_INDICES),
+    files.write_json(os.path.join(config.model_dir, run_dir.LABELED_INDICES),
                        {"dataset": data.name, "split_seed": config.split_seed,
                         "indices": data.labeled_indices.tolist(), "ids": list(data.labeled_ids),
                         "val_indices": None if data.val_indices is None
                         else data.val_indices.tolist(), "val_ids": list(data.val_ids)})
-    run_dir.write_json(os.path.join(config.model_dir, run_dir.DATASET_INFO), data.info())
+    files.write_json(os.path.join(config.model_dir, run_dir.DATASET_INFO), data.info())
     keras.utils.set_random_seed(config.seed)
     model, train_logs = training.train(config, data, strategy, log_dir=config.model_dir,
                             resume_dir=resume_dir, clock=clock)
@@ -167,14 +168,14 @@ def _finish(config, served, results, clock):
     results.update(clock.results())
     path = os.path.join(model_dir, run_dir.RESULTS)
     previous = run_dir.read_json(path) if os.path.exists(path) else None
-    run_dir.write_json(path, results)
+    files.write_json(path, results)
     try:
         export.export_run(model_dir, overwrite=True, config=config, network=served)
     except BaseException:
         if previous is None:
             os.remove(path)
         else:
-            run_dir.write_json(path, previous)
+            files.write_json(path, previous)
         raise
     # The finished run's record: what readers check its files against (TensorBoard's event
     # files aside, which nothing reads back).
@@ -190,7 +191,7 @@ def _finetune_into(results, config, data, strategy, network, clock):
     tuning = config.finetuning(strategy.num_replicas_in_sync)
     directory = checkpoints.directory(config.model_dir, "finetune")
     os.makedirs(directory, exist_ok=True)
-    run_dir.write_json(os.path.join(directory, _FINETUNING_SETTINGS), _finetuning_settings(config))
+    files.write_json(os.path.join(directory, _FINETUNING_SETTINGS), _finetuning_settings(config))
     tuned, _ = training.train(tuning, data, strategy, log_dir=config.model_dir,
                               initial_weights=network.get_weights(), log_name="finetune",
                               clock=clock)

@@ -29,6 +29,7 @@ from mpl_tf.serving import model_card  # noqa: E402
 from mpl_tf import models  # noqa: E402
 from mpl_tf.durable import marker  # noqa: E402
 from mpl_tf.durable import readback  # noqa: E402
+from mpl_tf.durable import files
 from mpl_tf.durable import run_dir  # noqa: E402
 from mpl_tf.config import Config  # noqa: E402
 from mpl_tf.errors import ConfigError  # noqa: E402
@@ -248,15 +249,15 @@ def write_hub_modules(run, path):
     card = model_card.markdown(run.config, run.info, run.results, _num_labeled(run),
                                _trained_version(run))
     os.makedirs(path)
-    run_dir.write_text(os.path.join(path, "MODEL_CARD.md"), card)
-    run_dir.write_json(os.path.join(path, "model-metadata.json"),
+    files.write_text(os.path.join(path, "MODEL_CARD.md"), card)
+    files.write_json(os.path.join(path, "model-metadata.json"),
                 model_card.model_metadata(run.config, run.info, card))
     for variant in HUB_VARIANTS:
         output_name, part = outputs[variant]
         variant_dir = os.path.join(path, variant)
         _save_reusable(part, network_inputs, spec, output_name, variant_dir)
-        run_dir.write_text(os.path.join(variant_dir, "MODEL_CARD.md"), card)
-        run_dir.write_json(os.path.join(variant_dir, "model-instance-metadata.json"),
+        files.write_text(os.path.join(variant_dir, "MODEL_CARD.md"), card)
+        files.write_json(os.path.join(variant_dir, "model-instance-metadata.json"),
                     model_card.instance_metadata(run.config, run.info, run.results, variant))
 
 
