@@ -223,6 +223,11 @@ class Config:
     cache_dir: str = _path(None, "folder:PATH datasets: keep the decoded images here, so a "
                            "later run on the unchanged folder decodes nothing (keyed by every "
                            "file's path, size and mtime and --image_size).")
+    fashion_mnist_dir: str = _path(None, "--dataset=fashion_mnist: the directory of its four "
+                                   "IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+                                   "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each may be "
+                                   ".gz); unset: /usr/share/datasets/fashion-mnist if complete, "
+                                   "else TFDS in --data_dir.")
 
     # --- batches and optimisation (batch sizes are global, over all replicas) -----------------
     labeled_batch_size: int = _int(12, "Global labeled batch size B.", low=1)
@@ -393,6 +398,9 @@ class Config:
                               "(there is no EMA to start)")
         if self.cache_dir and sources.folder_root(self.dataset) is None:
             raise ConfigError(f"--cache_dir applies to --dataset=folder:PATH only (got "
+                              f"--dataset={self.dataset})")
+        if self.fashion_mnist_dir and self.dataset != "fashion_mnist":
+            raise ConfigError(f"--fashion_mnist_dir applies to --dataset=fashion_mnist only (got "
                               f"--dataset={self.dataset})")
 
 

@@ -4,6 +4,7 @@ fast with a one-line ConfigError.
 
     two_moons                the paper's toy problem (two_moons.py)
     digits                   scikit-learn's 8x8 digits, embedded (digits.py)
+    fashion_mnist            Fashion-MNIST's IDX files: a folder, Debian's package or TFDS
     cifar10, cifar100, svhn_cropped, stl10   TFDS, small images (tfds_sources.py)
     imagenet, imagenet2012   TFDS ImageNet-2012 streams (imagenet.py)
     folder:PATH              your own image folder (folder.py)
@@ -21,6 +22,7 @@ from mpl_tf.errors import ConfigError
 _MODULES = {
     "two_moons": "two_moons",
     "digits": "digits",
+    "fashion_mnist": "fashion_mnist",
     "cifar10": "tfds_sources",
     "cifar100": "tfds_sources",
     "svhn_cropped": "tfds_sources",
