@@ -10,6 +10,7 @@ from mpl_tf import feedback
 from mpl_tf import models
 from mpl_tf import optim
 from mpl_tf import precision
+from mpl_tf import teacher_init
 from mpl_tf.controls import UDA, Supervised
 from mpl_tf.mpl import MetaPseudoLabels
 
@@ -52,7 +53,10 @@ def build_model(config, input_shape, num_classes, method=None, dtype=None, pixel
     networks = [network(seed=seed, name=name) for seed, name in trained[method]]
     average = (network(seed=student_seed, name=f"{networks[-1].name}_ema")
                if config.ema_decay else None)
-    return assemble(config, method, networks, average, input_shape)
+    model = assemble(config, method, networks, average, input_shape)
+    if config.teacher_init and config.mode == "train" and method == config.method:
+        teacher_init.load(model, config, input_shape, num_classes)
+    return model
 
 
 def assemble(config, method, networks, average, input_shape):

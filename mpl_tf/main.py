@@ -16,6 +16,7 @@ from mpl_tf import config as config_lib
 from mpl_tf import recipes
 from mpl_tf import run_dir
 from mpl_tf import run_lock
+from mpl_tf import teacher_init
 
 flags.DEFINE_bool("overwrite", False, "Replace a finished run in --model_dir.")
 
@@ -78,6 +79,8 @@ def _main(values):
 
     data = sources.load(config)
     models.check_input_shape(config.model, data.input_shape)
+    if config.teacher_init and config.mode == "train":
+        teacher_init.check(config, data.input_shape, data.num_classes)
     if distribute.is_chief(strategy):  # other workers write to a temporary directory
         run_dir.prepare(config, overwrite=values.overwrite)
 

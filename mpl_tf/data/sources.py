@@ -16,6 +16,7 @@ Names are known without importing TensorFlow: the flags are checked before it is
 
 import importlib
 
+from mpl_tf.data import label_swap
 from mpl_tf.errors import ConfigError
 
 # --dataset name: module in mpl_tf.data
@@ -37,7 +38,7 @@ DATASETS = (*_MODULES, f"{FOLDER_PREFIX}PATH")
 def load(config):
     """The `SplitData` that `config.dataset` names, with the labeled subset from `split_seed`."""
     check_name(config.dataset)
-    return _module(config.dataset).load(config)
+    return label_swap.apply(config, _module(config.dataset).load(config))
 
 
 def check_name(name):
