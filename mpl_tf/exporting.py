@@ -63,10 +63,16 @@ def load_run(model_dir):
     check_finished(model_dir)
     config = Config.from_json(os.path.join(model_dir, "config.json"))
     info = run_dir.read_json(os.path.join(model_dir, "dataset_info.json"))
-    network = models.build(config, tuple(info["input_shape"]), info["num_classes"], seed=0,
-                           name="serving", pixel_mean=info["pixel_mean"],
-                           pixel_std=info["pixel_std"])
-    network.load_weights(os.path.join(model_dir, run_dir.SERVING_WEIGHTS))
+    for keras_batch_norm in (False, True):
+        network = models.build(config, tuple(info["input_shape"]), info["num_classes"], seed=0,
+                               name="serving", pixel_mean=info["pixel_mean"],
+                               pixel_std=info["pixel_std"], differentiated_twice=keras_batch_norm)
+        try:
+            network.load_weights(os.path.join(model_dir, run_dir.SERVING_WEIGHTS))
+            break
+        except ValueError:  # an exact-feedback run served unfinetuned has Keras' batch norm
+            if keras_batch_norm:
+                raise
     return Run(model_dir, config, info, run_dir.read_json(os.path.join(model_dir, "results.json")),
                network)
 

@@ -129,3 +129,17 @@ def test_finetuning_and_resuming_do_not_need_it(finished, tmp_path):
     """The finetuning network starts from the trained one, not from --teacher_init."""
     config = Config(**DATA, teacher_init=finished).validate()
     assert config.finetuning().teacher_init is None
+
+
+def test_an_unfinetuned_exact_feedback_run_exports_and_can_start_a_teacher(tmp_path):
+    """Its served network (the EMA student, differentiated twice) has Keras' batch norm, which
+    saves another structure than the fused kernel: it is read back all the same."""
+    os.chdir(REPO)
+    exact = str(tmp_path / "exact")
+    status = main_in_process(*(f"--{k}={v}" for k, v in DATA.items()), "--feedback=exact",
+                             "--label_type=soft", "--feedback_baseline_decay=0",
+                             "--ema_decay=0.5", "--finetune_steps=0", f"--model_dir={exact}")
+    assert status == 0 and os.path.exists(os.path.join(exact, "export", "saved_model"))
+    served = exporting.load_run(exact).network.get_weights()
+    model = built(Config(**DATA, teacher_init=exact).validate())
+    assert same(model.teacher.get_weights(), served)
