@@ -37,10 +37,14 @@ two_moons_table: $(INSTALLED)
 digits_table: $(INSTALLED)
 	$(PY) -m benchmarks.digits_ablation --seeds="0 1 2" --out=benchmarks/results/digits_ablation
 
-# Resumable across checkouts: the JSON records every finished run with its config (commit it).
+# The Fashion-MNIST ablation, then the feedback test (a teacher pretrained on swapped labels,
+# left to the feedback alone). Resumable across checkouts: each JSON records every finished run
+# with its config, written after every run (commit them to go on elsewhere).
 fashion_table: $(INSTALLED)
 	$(PY) -m benchmarks.fashion_mnist_ablation --seeds="0 1 2" \
 	    --out=benchmarks/results/fashion_mnist_ablation
+	$(PY) -m benchmarks.fashion_mnist_feedback_test --seeds="0 1 2" \
+	    --out=benchmarks/results/fashion_mnist_feedback_test
 
 precision_table: $(INSTALLED)
 	$(PY) -m benchmarks.precision_benchmark --accuracy_seeds="0 1 2"

@@ -89,7 +89,7 @@ def unavailable(overrides):
             f"{', '.join(config_lib.METHODS)})")
 
 
-def run_recorded(base, variants, seeds, runs_dir, recorded, on_run):
+def run_recorded(base, variants, seeds, runs_dir, recorded, on_run, measure=None):
     """Trains every (name, overrides) variant for every seed, seed by seed (so a table stopped
     halfway has every row at its first seeds); returns ({name: [result per finished seed]},
     {name: why it was skipped}).
@@ -100,7 +100,9 @@ def run_recorded(base, variants, seeds, runs_dir, recorded, on_run):
     `on_run(runs)` is called after every finished run with the list of records so far, for the
     table to write its JSON. Committing that JSON is enough for a fresh checkout to go on where
     the table stopped. Within one `runs_dir`, a run stopped midway resumes from its checkpoints
-    (`run_variants`). A variant whose --method is not registered is skipped (`unavailable`)."""
+    (`run_variants`). A variant whose --method is not registered is skipped (`unavailable`).
+    `measure(config)`, if given, adds to a newly trained run's record what its directory shows
+    (e.g. its checkpoints), so the record holds it when the directory is gone."""
     runs, skipped = [], {}
     for seed in seeds:
         for name, overrides in variants:
@@ -108,12 +110,15 @@ def run_recorded(base, variants, seeds, runs_dir, recorded, on_run):
             if why:
                 skipped[name] = why
                 continue
-            config = base.replace(seed=seed, split_seed=seed, **overrides).validate()
+            config = base.replace(seed=seed, split_seed=seed, **overrides,
+                                  model_dir=os.path.join(runs_dir, f"{slug(name)}_seed{seed}")
+                                  ).validate()
             record = next((r for r in recorded if same_run(r["config"], config)), None)
             if record is None:
                 result = run_variants(base, [(name, overrides)], [seed], runs_dir)[name][0]
                 record = {"variant": name, "seed": seed, "commit": _commit(),
-                          "config": json.loads(config.to_json()), **result}
+                          "config": json.loads(config.to_json()), **result,
+                          **(measure(config) if measure else {})}
             else:
                 print(f"{name} seed {seed}: recorded, test {record['test_accuracy']:.4f}",
                       flush=True)
