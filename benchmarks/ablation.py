@@ -67,6 +67,96 @@ def run_variants(base, variants, seeds, runs_dir):
     return results
 
 
+# Config fields that say where things are, not what is trained: a recorded run matches
+# whatever they were.
+LOCATION_FIELDS = ("model_dir", "data_dir", "manual_dir", "cache_dir", "fashion_mnist_dir")
+
+
+def same_run(recorded, config):
+    """Whether `recorded` (a config as a dict: a config.json or a table's record) describes the
+    run `config` would train: every field equal but the locations, and a field the record lacks
+    (one added to Config since) at its default."""
+    defaults = json.loads(config_lib.Config().to_json())
+    return all(recorded.get(name, defaults[name]) == value
+               for name, value in json.loads(config.to_json()).items()
+               if name not in LOCATION_FIELDS)
+
+
+def unavailable(overrides):
+    """Why a variant cannot run in this checkout (its --method is not registered), or None."""
+    method = overrides.get("method")
+    if method is None or method in config_lib.METHODS:
+        return None
+    return (f"--method={method} is not registered in this checkout (valid: "
+            f"{', '.join(config_lib.METHODS)})")
+
+
+def run_recorded(base, variants, seeds, runs_dir, recorded, on_run, measure=None):
+    """Trains every (name, overrides) variant for every seed, seed by seed (so a table stopped
+    halfway has every row at its first seeds); returns ({name: [result per finished seed]},
+    {name: why it was skipped}).
+
+    Resumable across checkouts, not only in one `runs_dir`: `recorded` holds the finished runs
+    of an earlier session (a table's JSON "runs": dicts with the run's "config" and results),
+    and a run whose recorded config matches (`same_run`) is reused without training;
+    `on_run(runs)` is called after every finished run with the list of records so far, for the
+    table to write its JSON. Committing that JSON is enough for a fresh checkout to go on where
+    the table stopped. Within one `runs_dir`, a run stopped midway resumes from its checkpoints
+    (`run_variants`). A variant whose --method is not registered is skipped (`unavailable`).
+    `measure(config)`, if given, adds to a newly trained run's record what its directory shows
+    (e.g. its checkpoints), so the record holds it when the directory is gone."""
+    runs, skipped = [], {}
+    for seed in seeds:
+        for name, overrides in variants:
+            why = unavailable(overrides)
+            if why:
+                skipped[name] = why
+                continue
+            config = base.replace(seed=seed, split_seed=seed, **overrides,
+                                  model_dir=os.path.join(runs_dir, f"{slug(name)}_seed{seed}")
+                                  ).validate()
+            record = next((r for r in recorded if same_run(r["config"], config)), None)
+            if record is None:
+                result = run_variants(base, [(name, overrides)], [seed], runs_dir)[name][0]
+                record = {"variant": name, "seed": seed, "commit": _commit(),
+                          "config": json.loads(config.to_json()), **result,
+                          **(measure(config) if measure else {})}
+            else:
+                print(f"{name} seed {seed}: recorded, test {record['test_accuracy']:.4f}",
+                      flush=True)
+            runs.append({**record, "variant": name})
+            on_run(runs)
+    results = {}
+    for name, _ in variants:
+        done = {r["seed"]: r for r in runs if r["variant"] == name}
+        if done:
+            results[name] = [done[s] for s in seeds if s in done]
+    return results, skipped
+
+
+def read_recorded(path):
+    """The "runs" of a table's JSON at `path` ([] when there is none yet)."""
+    if not os.path.exists(path):
+        return []
+    return run_dir.read_json(path).get("runs", [])
+
+
+def _commit():
+    """The checkout's commit (with "+dirty" for uncommitted changes), to date a recorded run."""
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", *args], capture_output=True, text=True,
+                              cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no")
+                         else "")
+    except OSError:
+        return None
+
+
 # The feedback diagnostics a table shows (results.json's feedback_diagnostics), with headers.
 DIAGNOSTIC_COLUMNS = (
     ("h_positive_fraction", "steps with h > 0", "{:.2f}"),
@@ -114,9 +204,10 @@ def percent(values):
     return f"{100 * mean:.1f} ± {100 * std:.1f}"
 
 
-def write(out, payload, markdown):
+def write(out, payload, markdown, show=True):
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     files.write_json(out + ".json", payload)
     with open(out + ".md", "w") as f:
         f.write(markdown)
-    print(markdown)
+    if show:
+        print(markdown)

@@ -49,6 +49,7 @@ def check_registered(config):
     from mpl_tf import models
 
     models.check_name(config.model)
+    _check_method_flags(config)
     feedback.check_config(config)
     sources.check_config(config)
     try:
@@ -57,6 +58,21 @@ def check_registered(config):
         raise errors.ConfigError(f"--mlp_activation={config.mlp_activation} is not a Keras "
                                  "activation (e.g. sigmoid, relu, tanh, gelu, silu)") from None
     return config
+
+
+def _check_method_flags(config):
+    """Flags that need a teacher: --teacher_lr=0 freezes one (a one-network method would train
+    nothing at --network_lr's fallback), --teacher_supervised_weight weighs a teacher's objective
+    (MPL's teacher and UDA's network have one)."""
+    trainer = method.get(config.method)
+    roles = {network.optimizer for network in trainer.NETWORKS}
+    if config.teacher_lr == 0 and "teacher" not in roles and not config.network_lr:
+        raise errors.ConfigError(f"--teacher_lr=0 freezes MPL's teacher; --method={config.method} "
+                                 "would train nothing (its --network_lr falls back on it)")
+    if config.teacher_supervised_weight != 1 and "uda_weight" not in trainer.FLAGS:
+        raise errors.ConfigError(f"--teacher_supervised_weight={config.teacher_supervised_weight:g}"
+                                 f" weighs a teacher's objective; --method={config.method} has "
+                                 "none")
 
 
 HELP_FLAGS = ("--help", "--helpshort", "--helpfull")

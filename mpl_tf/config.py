@@ -223,12 +223,21 @@ class Config:
     cache_dir: str = _path(None, "folder:PATH datasets: keep the decoded images here, so a "
                            "later run on the unchanged folder decodes nothing (keyed by every "
                            "file's path, size and mtime and --image_size).")
+    swap_label_pairs: str = _str(None, "Class pairs whose labels are swapped in the labeled "
+                                 "training set, e.g. 0-6,2-4 (a wrong teacher for the feedback "
+                                 "test); validation, test and hidden labels stay true.")
+    fashion_mnist_dir: str = _path(None, "--dataset=fashion_mnist: the directory of its four "
+                                   "IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+                                   "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each may be "
+                                   ".gz); unset: /usr/share/datasets/fashion-mnist if complete, "
+                                   "else TFDS in --data_dir.")
 
     # --- batches and optimisation (batch sizes are global, over all replicas) -----------------
     labeled_batch_size: int = _int(12, "Global labeled batch size B.", low=1)
     unlabeled_batch_size: int = _int(64, "Global unlabeled batch size U.", low=1)
     teacher_lr: float = _float(0.1, "Teacher learning rate (peak, before any schedule); also "
-                               "a one-network method's while --network_lr is 0.", low_open=True)
+                               "a one-network method's while --network_lr is 0; 0 freezes MPL's "
+                               "teacher.", low_open=True, off=0.0)
     student_lr: float = _float(0.1, "Student learning rate (peak, before any schedule).",
                                low_open=True)
     momentum: float = _fraction(0.0, "SGD momentum (TF1 semantics; 0 is plain SGD).")
@@ -271,6 +280,13 @@ class Config:
     feedback_baseline_decay: float = _fraction(0.0, "Decay of the moving-average baseline "
                                                "subtracted from h; 0 turns the baseline off.")
     feedback_weight: float = _float(1.0, "Weight of the feedback term in the teacher's loss.")
+    teacher_supervised_weight: float = _float(1.0, "Weight of the supervised loss in the "
+                                              "teacher's objective (MPL's teacher, the UDA "
+                                              "control); with --uda_weight=0, 0 leaves MPL's "
+                                              "teacher to the feedback alone.")
+    teacher_init: str = _path(None, "A finished run's directory: the teacher (MPL) or the network "
+                              "(supervised, uda) starts from its served network, which must "
+                              "have the same --model, classes and input shape.")
 
     # --- finetuning, the teacher's UDA objective and the views -------------------------------
     finetune_steps: int = _int(0, "Steps of finetuning the served network (the EMA student) on "
@@ -376,7 +392,7 @@ class Config:
             label_smoothing=0.0, labeled_batch_size=self.finetune_batch_size,
             train_steps=self.finetune_steps, log_every=self.finetune_steps, checkpoint_every=0,
             steps_per_execution=math.gcd(self.steps_per_execution, self.finetune_steps),
-            uda_ratio=0, unlabeled_batch_size=num_replicas)
+            uda_ratio=0, unlabeled_batch_size=num_replicas, teacher_init=None)
 
     def _validate_together(self):
         """Step counts that must divide each other, and settings that need another one."""

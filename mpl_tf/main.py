@@ -19,6 +19,7 @@ from mpl_tf import recipes
 from mpl_tf.durable import lock
 from mpl_tf.durable import readback
 from mpl_tf.durable import run_dir
+from mpl_tf.run import teacher_init
 
 flags.DEFINE_bool("overwrite", False, "Replace the run in --model_dir (only the files a run "
                   "writes are deleted).")
@@ -93,6 +94,8 @@ def _main(values):
 
     data = sources.load(config)
     models.check_input_shape(config.model, data.input_shape)
+    if config.teacher_init and config.mode == "train":
+        teacher_init.check(config, data.input_shape, data.num_classes)
     if strategies.is_chief(strategy):  # other workers write to a temporary directory
         run_dir.prepare(config, overwrite=values.overwrite, adopt=values.adopt,
                         command=_command)

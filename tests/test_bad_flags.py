@@ -87,7 +87,7 @@ def test_every_bad_flag_value_fails_in_one_line_and_writes_nothing(tmp_path, cap
                 failures.append(f"{' '.join(args)} ({why}): status {status}, stderr "
                                 f"{err[-300:]!r}")
     assert not failures, "\n".join(failures)
-    assert cases > 4 * len(FIELDS)
+    assert cases > 3 * len(FIELDS)  # a path or free-string flag has one bad value, a float five
 
 
 @pytest.mark.parametrize("args,message", [

@@ -51,7 +51,7 @@ FRESH = ("--dataset=mnist", "--num_labeled=1")
     ("--method=teacher", "--method=teacher"),
     ("--feedback=cosine", "--feedback=cosine"),
     ("--label_type=fuzzy", "--label_type=fuzzy"),
-    ("--teacher_lr=0", "--teacher_lr=0.0 must be > 0"),
+    ("--teacher_lr=-1", "--teacher_lr=-1.0 must be > 0"),
     ("--student_lr=-1", "--student_lr=-1.0 must be > 0"),
     ("--train_steps=0", "--train_steps=0 must be a positive integer"),
     ("--train_steps=-5", "--train_steps=-5 must be a positive integer"),

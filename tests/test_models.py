@@ -19,10 +19,10 @@ from mpl_tf.models.layers import FusedBatchNormalization
 
 # Every registered convolutional network: a new one must be given a typical input here.
 CONV_MODELS = tuple(name for name, entry in models.NETWORKS.items() if entry.min_image_size)
-# A typical input for each network: digits for the CNN, CIFAR for the WRNs, and the smallest
-# image ResNet-50 takes (its weights do not depend on the image size).
-SHAPES = {"cnn": (8, 8, 1), "wrn-28-2": (32, 32, 3), "wrn-28-8": (32, 32, 3),
-          "resnet-50": (32, 32, 3)}
+# A typical input for each network: digits for the CNN, Fashion-MNIST for mnist-cnn, CIFAR for
+# the WRNs, and the smallest image ResNet-50 takes (its weights do not depend on the image size).
+SHAPES = {"cnn": (8, 8, 1), "mnist-cnn": (28, 28, 1), "wrn-28-2": (32, 32, 3),
+          "wrn-28-8": (32, 32, 3), "resnet-50": (32, 32, 3)}
 
 
 @functools.lru_cache(maxsize=None)
@@ -229,7 +229,7 @@ def test_inputs_a_network_cannot_take_raise_one_line(model, input_shape, needs):
 
 def test_unknown_model_lists_the_valid_ones():
     with pytest.raises(ConfigError, match="--model=wrn-28-3 is not valid; valid values: mlp, "
-                                          "cnn, wrn-28-2, wrn-28-8, resnet-50"):
+                                          "cnn, mnist-cnn, wrn-28-2, wrn-28-8, resnet-50"):
         models.build(Config(model="wrn-28-3"), (32, 32, 3), 10, seed=0, name="net")
 
 

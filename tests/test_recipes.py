@@ -34,7 +34,8 @@ def recipe(name, *overrides):
 @pytest.mark.parametrize("name,model,steps", [
     ("cifar10_4000", "wrn-28-2", 300000), ("cifar10_4000_50k", "wrn-28-2", 50000),
     ("svhn_1000", "wrn-28-2", 300000), ("imagenet_10pct", "resnet-50", 700000),
-    ("digits", "cnn", 2000), ("two_moons", "mlp", 30000), ("two_moons_6", "mlp", 30000)])
+    ("digits", "cnn", 2000), ("fashion_mnist", "mnist-cnn", 4000), ("two_moons", "mlp", 30000),
+    ("two_moons_6", "mlp", 30000)])
 def test_every_recipe_parses_and_validates(name, model, steps):
     config = recipe(name)
     assert config.model == model and config.train_steps == steps

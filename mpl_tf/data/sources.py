@@ -4,6 +4,7 @@ fast with a one-line ConfigError.
 
     two_moons                the paper's toy problem (two_moons.py)
     digits                   scikit-learn's 8x8 digits, embedded (digits.py)
+    fashion_mnist            Fashion-MNIST's IDX files: a folder, Debian's package or TFDS
     cifar10, cifar100, svhn_cropped, stl10   TFDS, small images (tfds_sources.py)
     imagenet, imagenet2012   TFDS ImageNet-2012 streams (imagenet.py)
     folder:PATH              your own image folder (folder.py)
@@ -15,12 +16,14 @@ Names are known without importing TensorFlow: the flags are checked before it is
 
 import importlib
 
+from mpl_tf.data import label_swap
 from mpl_tf.errors import ConfigError
 
 # --dataset name: module in mpl_tf.data
 _MODULES = {
     "two_moons": "two_moons",
     "digits": "digits",
+    "fashion_mnist": "fashion_mnist",
     "cifar10": "tfds_sources",
     "cifar100": "tfds_sources",
     "svhn_cropped": "tfds_sources",
@@ -35,12 +38,13 @@ DATASETS = (*_MODULES, f"{FOLDER_PREFIX}PATH")
 def load(config):
     """The `SplitData` that `config.dataset` names, with the labeled subset from `split_seed`."""
     check_name(config.dataset)
-    return _module(config.dataset).load(config)
+    return label_swap.apply(config, _module(config.dataset).load(config))
 
 
 def check_config(config):
-    """Raises ConfigError unless `config.dataset` is registered and the flags that apply to some
-    datasets only (--extra_unlabeled, --cache_dir) apply to it."""
+    """Raises ConfigError unless `config.dataset` is registered, the flags that apply to some
+    datasets only (--extra_unlabeled, --cache_dir, --fashion_mnist_dir) apply to it and
+    --swap_label_pairs is well formed."""
     check_name(config.dataset)
     if config.extra_unlabeled and not has_extra_split(config.dataset):
         raise ConfigError(f"--extra_unlabeled: --dataset={config.dataset} has no extra split "
@@ -48,6 +52,10 @@ def check_config(config):
     if config.cache_dir and folder_root(config.dataset) is None:
         raise ConfigError(f"--cache_dir applies to --dataset=folder:PATH only (got "
                           f"--dataset={config.dataset})")
+    if config.fashion_mnist_dir and config.dataset != "fashion_mnist":
+        raise ConfigError(f"--fashion_mnist_dir applies to --dataset=fashion_mnist only (got "
+                          f"--dataset={config.dataset})")
+    label_swap.parse(config.swap_label_pairs)
 
 
 def check_name(name):

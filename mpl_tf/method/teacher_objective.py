@@ -21,5 +21,6 @@ def teacher_objective(network, x_l, y_l, x_uw, x_us, step, config):
     t_l, t_uw, t_us = tf.split(logits, [n_l, n_u, n_u], axis=0)
     supervised, uda, mask = losses.uda_objective(t_l, y_l, t_uw, t_us, config)
     weight = config.uda_weight * losses.ramp(step, config.uda_ramp_steps)
-    return TeacherObjective(supervised + tf.cast(weight, uda.dtype) * uda, supervised, uda, mask,
-                            t_us)
+    loss = (tf.cast(config.teacher_supervised_weight, supervised.dtype)
+            * supervised + tf.cast(weight, uda.dtype) * uda)
+    return TeacherObjective(loss, supervised, uda, mask, t_us)

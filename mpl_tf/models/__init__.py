@@ -10,12 +10,13 @@ one preprocessing. Which variables weight decay applies to follows from the laye
 import keras
 
 from mpl_tf.errors import ConfigError
-from mpl_tf.models import cnn, mlp, resnet, wide_resnet
+from mpl_tf.models import cnn, mlp, mnist_cnn, resnet, wide_resnet
 from mpl_tf.models.precision import variable_dtype
 
 NETWORKS = {
     "mlp": mlp.NETWORK,
     "cnn": cnn.NETWORK,
+    "mnist-cnn": mnist_cnn.NETWORK,
     "wrn-28-2": wide_resnet.network(width=2),
     "wrn-28-8": wide_resnet.network(width=8),
     "resnet-50": resnet.NETWORK,

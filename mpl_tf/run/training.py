@@ -15,6 +15,7 @@ import numpy as np
 
 from mpl_tf.durable import checkpoints
 from mpl_tf.run import loop
+from mpl_tf.run import teacher_init
 from mpl_tf.durable import preemption
 from mpl_tf.durable import readback
 from mpl_tf.method.build import build_model
@@ -41,6 +42,8 @@ def train(config, data, strategy, method=None, log_dir=None, initial_weights=Non
                             pixel_mean=data.pixel_mean, pixel_std=data.pixel_std)
         if initial_weights is not None:
             model.trained_network.set_weights(initial_weights)
+        elif config.teacher_init and method is None:  # the run's own method, not a control
+            teacher_init.load(model, config, data.input_shape, data.num_classes)
     diverged = StopOnNonFinite(config.max_nonfinite_steps)
     callbacks, start_step, saving = [diverged] + ([clock] if clock else []), 0, None
     selection = SelectOnValidation(data, config.eval_batch_size) if config.select_on_val else None

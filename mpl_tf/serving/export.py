@@ -32,7 +32,7 @@ from mpl_tf.durable import readback  # noqa: E402
 from mpl_tf.durable import files
 from mpl_tf.durable import run_dir  # noqa: E402
 from mpl_tf.config import Config  # noqa: E402
-from mpl_tf.errors import ConfigError  # noqa: E402
+from mpl_tf.errors import ConfigError, DamagedFile  # noqa: E402
 
 EXPORT_DIR = run_dir.EXPORT
 HUB_VARIANTS = ("classification", "feature-vector")
@@ -75,13 +75,21 @@ def load_run(model_dir, config=None, network=None):
     config = config or readback.read_config(model_dir)
     info = readback.read_run_json(model_dir, run_dir.DATASET_INFO)
     results = readback.read_run_json(model_dir, run_dir.RESULTS)
-    serving = models.build(config, tuple(info["input_shape"]), info["num_classes"], seed=0,
-                           name="serving", pixel_mean=info["pixel_mean"],
-                           pixel_std=info["pixel_std"])
-    if network is None:
-        readback.load_weights(serving, model_dir, run_dir.SERVING_WEIGHTS)
-    else:
+
+    def serving_network(keras_batch_norm=False):
+        return models.build(config, tuple(info["input_shape"]), info["num_classes"], seed=0,
+                            name="serving", pixel_mean=info["pixel_mean"],
+                            pixel_std=info["pixel_std"], differentiated_twice=keras_batch_norm)
+
+    if network is not None:
+        serving = serving_network()
         serving.set_weights(network.get_weights())
+        return Run(model_dir, config, info, results, serving)
+    try:
+        serving = readback.load_weights(serving_network(), model_dir, run_dir.SERVING_WEIGHTS)
+    except DamagedFile:  # an exact-feedback run served unfinetuned has Keras' batch norm
+        serving = readback.load_weights(serving_network(keras_batch_norm=True), model_dir,
+                                        run_dir.SERVING_WEIGHTS)
     return Run(model_dir, config, info, results, serving)
 
 
