@@ -125,8 +125,8 @@ USER_ENV = {name: value for name, value in ENV.items() if name != "TF_CPP_MIN_LO
 # the commands' way first, as `orchestrate` would import it otherwise.)
 OUT_OF_MEMORY = """
 import sys
-from mpl_tf import cli
-cli.import_tensorflow()
+from mpl_tf.durable import quiet
+quiet.import_tensorflow()
 from mpl_tf import main
 from mpl_tf.run import orchestrate
 

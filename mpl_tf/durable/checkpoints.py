@@ -114,7 +114,7 @@ class SaveEvery(keras.callbacks.Callback):
         kept = [int(path.rsplit("-", 1)[1]) for path in self.checkpoint_manager.checkpoints]
         for companion in self.companions:
             companion.prune(directory, kept)
-        marker.record_checkpoints(directory)
+        marker.record_checkpoints(directory, step)
 
 
 def directory(model_dir, name):

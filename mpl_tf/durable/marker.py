@@ -163,10 +163,11 @@ def _files_below(model_dir, relative):
     return found
 
 
-def record_checkpoints(directory):
-    """After a checkpoint is saved in `directory` (RUN/checkpoints/NAME): records its new files
-    (checkpoint files are written once; the state file `checkpoint` is rewritten every time)
-    and forgets those of checkpoints no longer kept."""
+def record_checkpoints(directory, step):
+    """After checkpoint `step` is saved in `directory` (RUN/checkpoints/NAME): records its files
+    and its companions' (`*-STEP.*`: written anew if that step was saved before, as a preemption
+    right after a periodic save does) and the state file `checkpoint`, keeps the records of the
+    other checkpoints, and forgets those of checkpoints no longer kept."""
     model_dir, relative = _run_of_checkpoints(directory)
     if model_dir is None:
         return
@@ -177,7 +178,8 @@ def record_checkpoints(directory):
     for name in [n for n in files if n.startswith(prefix) and n not in present]:
         del files[name]
     for name in sorted(present):
-        if name not in files or name.endswith("/checkpoint"):
+        if (name not in files or name.endswith("/checkpoint")
+                or f"-{step}." in os.path.basename(name)):
             files[name] = file_hash(os.path.join(model_dir, name))
     write(model_dir, contents)
 
