@@ -14,6 +14,7 @@ from absl import flags
 
 from mpl_tf import cli
 from mpl_tf import config as config_lib
+from mpl_tf import method as methods
 from mpl_tf.durable import files
 from mpl_tf.durable import run_dir
 
@@ -85,10 +86,10 @@ def same_run(recorded, config):
 def unavailable(overrides):
     """Why a variant cannot run in this checkout (its --method is not registered), or None."""
     method = overrides.get("method")
-    if method is None or method in config_lib.METHODS:
+    if method is None or method in methods.NAMES:
         return None
     return (f"--method={method} is not registered in this checkout (valid: "
-            f"{', '.join(config_lib.METHODS)})")
+            f"{', '.join(methods.NAMES)})")
 
 
 def run_recorded(base, variants, seeds, runs_dir, recorded, on_run, measure=None):
