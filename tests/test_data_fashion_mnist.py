@@ -12,6 +12,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from command_testing import main_in_process
+from mpl_tf import cli
 from mpl_tf.config import Config
 from mpl_tf.data import fashion_mnist, sources
 from mpl_tf.errors import ConfigError, UnreadableInput
@@ -259,7 +260,7 @@ def test_an_incomplete_debian_directory_is_passed_over(monkeypatch, tmp_path):
 def test_the_directory_flag_is_for_fashion_mnist_only(tmp_path):
     with pytest.raises(ConfigError, match="--fashion_mnist_dir applies to "
                                           "--dataset=fashion_mnist only"):
-        Config(dataset="digits", fashion_mnist_dir=str(tmp_path)).validate()
+        cli.validated(Config(dataset="digits", fashion_mnist_dir=str(tmp_path)))
 
 
 def test_a_short_run_of_the_recipe_on_tiny_files(idx_dir, tmp_path, capfd):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import mpl_testing
+from mpl_tf import cli
 from mpl_tf.config import Config, ConfigError
 from mpl_tf.data import label_swap, sources
 
@@ -27,7 +28,7 @@ def test_pairs_parse(text, pairs):
 ])
 def test_bad_pairs_are_one_line(text, message):
     with pytest.raises(ConfigError) as error:
-        Config(swap_label_pairs=text).validate()
+        cli.validated(Config(swap_label_pairs=text))
     assert str(error.value) == f"--swap_label_pairs={text}{'' if message[0] == ':' else ' '}" \
                                f"{message}"
 
@@ -90,4 +91,4 @@ def test_without_its_terms_the_teacher_moves_by_the_feedback_alone():
 ])
 def test_conflicts_are_refused(changes, message):
     with pytest.raises(ConfigError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
-        Config(**changes).validate()
+        cli.validated(Config(**changes))
