@@ -2,6 +2,7 @@
 runs it), in this one (TensorFlow is already up, so it is fast), or stopped by a signal; and
 comparing what two runs checkpointed."""
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -64,3 +65,19 @@ def _trainer_values(model_dir, phase, step):
         os.path.join(checkpoints.directory(str(model_dir), phase), f"ckpt-{step}"))
     return {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()
             if "trainer" in n}
+
+
+def error_lines(captured):
+    """The non-blank lines a command wrote on stderr (pytest's captured output)."""
+    return [line for line in captured.err.splitlines() if line.strip()]
+
+
+def fingerprint(directory):
+    """{relative path: sha256} of every file under `directory`."""
+    found = {}
+    for root, _, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                found[os.path.relpath(path, directory)] = hashlib.sha256(f.read()).hexdigest()
+    return found

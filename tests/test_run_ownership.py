@@ -5,7 +5,6 @@ no command ignores a stray argument or flagfile line, ~ in a path is the home di
 files have ordinary modes, predict resumes only its own model's output, and an export waits for
 no one: it takes the run's lock."""
 
-import hashlib
 import json
 import os
 import shutil
@@ -16,7 +15,7 @@ import subprocess
 
 import pytest
 from absl import flags
-from command_testing import main_in_process as run_main
+from command_testing import error_lines, fingerprint, main_in_process as run_main
 from export_testing import make_run
 
 from mpl_tf.durable import files
@@ -42,18 +41,6 @@ def _in_repo():
     os.chdir(REPO)
 
 
-def error_lines(captured):
-    return [line for line in captured.err.splitlines() if line.strip()]
-
-
-def tree(directory):
-    found = {}
-    for root, _, names in os.walk(directory):
-        for name in names:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                found[os.path.relpath(path, directory)] = hashlib.sha256(f.read()).hexdigest()
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -197,14 +184,14 @@ def test_a_deleted_config_json_refuses_to_resume(stopped, tmp_path, capsys, flag
     copy = tmp_path / "run"
     shutil.copytree(stopped, copy)
     (copy / "config.json").unlink()
-    before = tree(copy)
+    before = fingerprint(copy)
     capsys.readouterr()
     assert run_main(*SHORT, "--train_steps=400", flag, f"--model_dir={copy}") == 2
     assert error_lines(capsys.readouterr()) == [
         f"error: --model_dir={copy} holds checkpoints but its config.json is missing, so it "
         "cannot tell which settings they are of: restore it from a copy of the run, or pass "
         "--overwrite to start over"]
-    assert tree(copy) == before
+    assert fingerprint(copy) == before
 
 
 def test_another_run_s_config_json_refuses_to_resume(stopped, tmp_path, capsys):

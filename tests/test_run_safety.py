@@ -3,7 +3,6 @@ one writer at a time, progress never silently thrown away, finetuning that asks 
 replacing, evaluation on the run's own split, wall time over every attempt, and divergence said
 out loud (issue 13)."""
 
-import hashlib
 import json
 import os
 import shutil
@@ -16,7 +15,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from command_testing import assert_same_checkpoints
+from command_testing import assert_same_checkpoints, error_lines, fingerprint
 from command_testing import main_in_process as run_main
 from export_testing import make_run
 
@@ -39,19 +38,6 @@ SHORT = ["--flagfile=flags/two_moons.cfg", "--method=supervised", "--train_steps
 FINETUNE = ["--finetune_steps=50", "--finetune_lr=0.01", "--finetune_batch_size=12"]
 
 
-def error_lines(captured):
-    return [line for line in captured.err.splitlines() if line.strip()]
-
-
-def fingerprint(directory):
-    """{relative path: sha256} of every file under `directory`."""
-    found = {}
-    for root, _, names in os.walk(directory):
-        for name in names:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                found[os.path.relpath(path, directory)] = hashlib.sha256(f.read()).hexdigest()
-    return found
 
 
 @pytest.fixture(scope="module")

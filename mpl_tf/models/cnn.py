@@ -16,13 +16,14 @@ LAYERS = ((32, False), (32, True), (48, False))
 
 
 def cnn(input_shape, num_classes, dropout_rate=0.0, bn_momentum=0.99, bn_epsilon=1e-3,
-        fused_batch_norm=True, seed=0, dtype="float32", name="cnn"):
-    """The digits CNN returning logits."""
+        fused_batch_norm=True, seed=0, dtype="float32", name="cnn", layers=LAYERS):
+    """A CNN of 3x3 convolutions `layers` ((filters, max-pool after it), ...; by default the
+    digits CNN's) and the classifier head, returning logits."""
     seeds = LayerSeeds(seed)
     batch_norm = batch_norm_layer(bn_momentum, bn_epsilon, fused_batch_norm, dtype)
     inputs = keras.Input(shape=input_shape, dtype=variable_dtype(dtype))
     x = inputs
-    for i, (filters, pool) in enumerate(LAYERS, start=1):
+    for i, (filters, pool) in enumerate(layers, start=1):
         x = conv(x, filters, 3, 1, seeds, dtype, f"conv_{i}")
         x = batch_norm(x, f"conv_{i}_bn")
         x = keras.layers.ReLU(dtype=dtype, name=f"conv_{i}_relu")(x)

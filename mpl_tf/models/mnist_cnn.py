@@ -6,31 +6,10 @@ It pools early: one conv at full resolution, then the channels double as the sid
 conv-BN-ReLU layers and initializers as in the digits CNN and the WRN.
 """
 
-import keras
-
-from mpl_tf.models.layers import LayerSeeds, batch_norm_layer, classifier_head, conv
+from mpl_tf.models import cnn
 from mpl_tf.models.network import convolutional
-from mpl_tf.models.precision import variable_dtype
 
-# (filters, max-pool after the layer)
+# (filters, max-pool after the layer): cnn.py's builder with these layers.
 LAYERS = ((32, True), (64, True), (128, False))
 
-
-def mnist_cnn(input_shape, num_classes, dropout_rate=0.0, bn_momentum=0.99, bn_epsilon=1e-3,
-              fused_batch_norm=True, seed=0, dtype="float32", name="mnist_cnn", layers=LAYERS):
-    """The 28x28 CNN returning logits."""
-    seeds = LayerSeeds(seed)
-    batch_norm = batch_norm_layer(bn_momentum, bn_epsilon, fused_batch_norm, dtype)
-    inputs = keras.Input(shape=input_shape, dtype=variable_dtype(dtype))
-    x = inputs
-    for i, (filters, pool) in enumerate(layers, start=1):
-        x = conv(x, filters, 3, 1, seeds, dtype, f"conv_{i}")
-        x = batch_norm(x, f"conv_{i}_bn")
-        x = keras.layers.ReLU(dtype=dtype, name=f"conv_{i}_relu")(x)
-        if pool:
-            x = keras.layers.MaxPooling2D(2, dtype=dtype, name=f"conv_{i}_pool")(x)
-    logits = classifier_head(x, num_classes, dropout_rate, seeds, dtype)
-    return keras.Model(inputs, logits, name=name)
-
-
-NETWORK = convolutional(mnist_cnn, min_image_size=8)
+NETWORK = convolutional(cnn.cnn, min_image_size=8, layers=LAYERS)
