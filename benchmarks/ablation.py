@@ -85,10 +85,10 @@ def same_run(recorded, config):
 
 def unavailable(overrides):
     """Why a variant cannot run in this checkout (its --method is not registered), or None."""
-    method = overrides.get("method")
-    if method is None or method in methods.NAMES:
+    name = overrides.get("method")
+    if name is None or methods.METHODS.get(name):
         return None
-    return (f"--method={method} is not registered in this checkout (valid: "
+    return (f"--method={name} is not registered in this checkout (valid: "
             f"{', '.join(methods.NAMES)})")
 
 

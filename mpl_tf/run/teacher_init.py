@@ -13,7 +13,7 @@ import json
 import os
 
 from mpl_tf.durable import run_dir
-from mpl_tf.errors import ConfigError
+from mpl_tf.errors import ConfigError, DamagedFile
 from mpl_tf.serving import export
 
 NEEDED = (run_dir.RESULTS, run_dir.CONFIG, run_dir.DATASET_INFO, run_dir.SERVING_WEIGHTS)
@@ -55,7 +55,7 @@ def load(model, config, input_shape, num_classes):
         # networks have Keras' batch norm where the saved one has the fused kernel (the same
         # variables, another saved structure)
         network.set_weights(export.load_run(config.teacher_init).network.get_weights())
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, DamagedFile) as e:
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ConfigError(f"--teacher_init={config.teacher_init}: {weights} does not load into "
                           f"this run's network ({reason})") from e
