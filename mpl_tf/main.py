@@ -72,6 +72,7 @@ def main(argv):
 def _main(values):
     config = _config_from_flags()
     strategy = _start_tensorflow(config)
+    from mpl_tf.data import bounds
     from mpl_tf.data import sources
 
     from mpl_tf.durable import strategies
@@ -80,6 +81,7 @@ def _main(values):
 
     data = sources.load(config)
     models.check_input_shape(config.model, data.input_shape)
+    bounds.check(config, data)
     if strategies.is_chief(strategy):  # other workers write to a temporary directory
         run_dir.prepare(config, overwrite=values.overwrite)
 
