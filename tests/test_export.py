@@ -149,6 +149,40 @@ def test_bad_inputs_are_invalid_argument_errors(rgb, signature, inputs, message)
     assert message in raised.value.message
 
 
+NON_FINITE = [float("nan"), float("inf"), -float("inf")]
+FINITE_ERROR = "must be finite numbers; got NaN or Inf"
+
+
+@pytest.mark.parametrize("value", NON_FINITE, ids=["nan", "inf", "-inf"])
+def test_non_finite_float_inputs_are_refused_not_answered_with_nan(rgb, value):
+    """serve_float answered a NaN or Inf pixel with NaN probabilities (issue 21): every float
+    entry point now refuses it, the serving signature and both Hub modules (plain call and
+    serving_default)."""
+    batch = np.full((2, 8, 8, 3), 100.0, np.float32)
+    batch[1, 3, 4, 0] = value
+    module = serving(rgb[1])
+    with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+        module.signatures["serve_float"](images=tf.constant(batch))
+    assert FINITE_ERROR in raised.value.message
+    for variant in export.HUB_VARIANTS:
+        hub_module = tf.saved_model.load(os.path.join(rgb[1], "hub", variant))
+        for call in (lambda x: hub_module(x, training=False),
+                     lambda x: hub_module.signatures["serving_default"](inputs=x)):
+            with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+                call(tf.constant(batch / 255.0))
+            assert FINITE_ERROR in raised.value.message
+    finite = module.signatures["serve_float"](images=tf.constant(batch[:1]))["probabilities"]
+    assert np.all(np.isfinite(finite))
+
+
+def test_non_image_features_must_be_finite(tmp_path):
+    make_run(tmp_path, input_shape=(2,), num_classes=2, dataset="two_moons")
+    module = serving(export.export_run(str(tmp_path)))
+    with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+        module.signatures["serving_default"](features=np.array([[0.5, np.nan]], np.float32))
+    assert FINITE_ERROR in raised.value.message
+
+
 def test_hub_modules_follow_the_reusable_savedmodel_interface(gray):
     network, export_dir = gray
     batch = images((3, 8, 8, 1), seed=6)
