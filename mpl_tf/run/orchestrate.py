@@ -26,9 +26,10 @@ from mpl_tf.run.fit import fit, read_csv_log
 from mpl_tf.run.scoring import accuracy
 
 
-def run(config, data, strategy=None):
+def run(config, data, strategy=None, warnings=()):
     """Trains (then finetunes, with --finetune_steps), evaluates and records one run in
-    config.model_dir (already prepared by `run_dir.prepare`); returns the results dict.
+    config.model_dir (already prepared by `run_dir.prepare`); returns the results dict, whose
+    `warnings` start with the given ones (said before training, e.g. `mismatch`'s).
 
     Under multi-worker training only the chief writes model_dir; the other workers run the
     same program and write to a temporary directory."""
@@ -38,10 +39,10 @@ def run(config, data, strategy=None):
         config = config.replace(model_dir=tempfile.mkdtemp(prefix="mpl_tf_worker_"))
         run_dir.prepare(config)
     with attempts.Clock(config.model_dir, "train") as clock:
-        return _run(config, data, strategy, resume_dir, clock)
+        return _run(config, data, strategy, resume_dir, clock, list(warnings))
 
 
-def _run(config, data, strategy, resume_dir, clock):
+def _run(config, data, strategy, resume_dir, clock, warnings):
     run_dir.write_json(os.path.join(config.model_dir, "labeled_indices.json"),
                        {"dataset": data.name, "split_seed": config.split_seed,
                         "indices": data.labeled_indices.tolist(), "ids": list(data.labeled_ids),
@@ -61,7 +62,8 @@ def _run(config, data, strategy, resume_dir, clock):
     }
     if config.label_fraction:
         results["label_fraction"] = config.label_fraction
-    results.update(_divergence(config, data, results["val_accuracy"]))
+    judged = _divergence(config, data, results["val_accuracy"])
+    results.update(judged, warnings=warnings + judged["warnings"])
     if config.select_on_val:
         results["selected_step"] = getattr(model, "selected_step", None)  # None: no epoch ran
     if config.ema_decay:
