@@ -97,8 +97,15 @@ def _divergence(config, data, val_accuracy):
     """results.json's `diverged` and `warnings` (see `faults.divergence`)."""
     epochs = read_csv_log(os.path.join(config.model_dir, "train_log.csv"))
     return faults.divergence(epochs.get(_LABELED_LOSS[config.method], []), val_accuracy,
-                             data.num_classes,
-                             None if data.val_labels is None else len(data.val_labels))
+                             data.num_classes, _validation_size(data),
+                             steps=config.train_steps)
+
+
+def _validation_size(data):
+    """Examples in the validation split (streamed ones too), or None if unknown."""
+    if data.streams and "val" in data.streams:
+        return data.streams["val"].size
+    return None if data.val_labels is None else len(data.val_labels)
 
 
 def finetune_run(config, data, strategy=None):
