@@ -239,6 +239,38 @@ def test_model_card_holds_the_runs_real_metrics(rgb):
         assert os.path.exists(os.path.join(hub_dir, variant, "MODEL_CARD.md"))
 
 
+def test_nothing_exported_holds_the_local_data_path(tmp_path):
+    """publish uploads the model card, the Kaggle metadata and the Hub modules: they named a
+    folder dataset by its absolute path on this machine (issue 21); now by its own name."""
+    folder = tmp_path / "private_home" / "holiday_pics"
+    model_dir = tmp_path / "run"
+    make_run(model_dir, dataset=f"folder:{folder}")
+    export_dir = export.export_run(str(model_dir))
+    leaks = []
+    for path in glob.glob(os.path.join(export_dir, "**", "*"), recursive=True):
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                content = f.read()
+            if str(tmp_path).encode() in content or b"private_home" in content:
+                leaks.append(os.path.relpath(path, export_dir))
+    assert leaks == []
+    with open(os.path.join(export_dir, "hub", "MODEL_CARD.md")) as f:
+        card = f.read()
+    assert "`folder:holiday_pics`" in card and "on folder:holiday_pics" in card
+    with open(os.path.join(export_dir, "hub", "classification",
+                           "model-instance-metadata.json")) as f:
+        assert json.load(f)["trainingData"] == ["folder:holiday_pics"]
+
+
+@pytest.mark.parametrize("dataset,public", [
+    ("folder:/data/pets/", "folder:pets"), ("folder:~/pets", "folder:pets"),
+    ("folder:/", "a local image folder"), ("cifar10", "cifar10")])
+def test_a_folder_is_published_by_its_own_name(dataset, public):
+    from mpl_tf.serving import model_card
+
+    assert model_card.public_name(dataset) == public
+
+
 def test_non_image_run_exports_a_features_signature(tmp_path):
     network = make_run(tmp_path, input_shape=(2,), num_classes=2, dataset="two_moons")
     export_dir = export.export_run(str(tmp_path))
