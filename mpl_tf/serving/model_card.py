@@ -97,7 +97,8 @@ def instance_metadata(config, info, results, variant):
                         f"{_percent(results.get('test_accuracy'))}.",
             "usage": "```python\nimport tensorflow as tf\n\nmodule = tf.saved_model.load("
                      "\"${PATH}\")\noutputs = module(inputs, training=False)\n```",
-            "licenseName": LICENSE, "fineTunable": True, "trainingData": [public_name(info["name"])],
+            "licenseName": LICENSE, "fineTunable": True,
+            "trainingData": [public_name(info["name"])],
             "modelInstanceType": "Unspecified", "baseModelInstance": "",
             "externalBaseModelUrl": ""}
 
