@@ -99,3 +99,18 @@ def test_a_size_beyond_the_data_fails_in_one_line_and_writes_nothing(case, small
     assert status == 2 and len(lines) == 1, lines
     assert lines[0].startswith(f"error: {message}"), lines[0]
     assert not model_dir.exists()
+
+
+def test_finetuning_a_finished_run_checks_only_the_finetuning_batch(tmp_path, capfd):
+    """--mode=finetune takes the run's recorded settings (a finetuning batch of 512 by default)
+    and the command line's; the training batches ran already and are not judged again."""
+    os.chdir(REPO)
+    model_dir = tmp_path / "run"
+    assert run_main(*MOONS, "--method=supervised", f"--model_dir={model_dir}") == 0
+    capfd.readouterr()
+    assert run_main(f"--model_dir={model_dir}", "--mode=finetune", "--finetune_steps=10") == 2
+    (line,) = capfd.readouterr().err.strip().splitlines()
+    assert line.startswith("error: --finetune_batch_size=512 is above its limit of 12")
+    assert "finetune_steps" not in (model_dir / "results.json").read_text()
+    assert run_main(f"--model_dir={model_dir}", "--mode=finetune", "--finetune_steps=10",
+                    "--finetune_batch_size=12") == 0

@@ -38,15 +38,19 @@ def check_image_size(config, native_side, what):
 
 
 def check(config, data):
-    """Raises ConfigError for the first size flag that `data` (a `SplitData`) cannot serve."""
+    """Raises ConfigError for the first size flag that `data` (a `SplitData`) cannot serve
+    (for --mode=finetune, only the finetuning batch: the training ones ran already)."""
     where = f"--dataset={data.name}"
+    labeled = data.size("labeled")
+    if config.mode == "finetune":
+        _check_finetuning(config, labeled, where)
+        return
     if len(data.input_shape) == 3 and config.cutout_size:
         side = min(data.input_shape[:2])
         if config.cutout_size > side:
             raise too_big("cutout_size", config.cutout_size, side,
                           f"the side of {where}'s {side}-pixel training images; a larger "
                           "square blanks most or all of every strong view")
-    labeled = data.size("labeled")
     if config.labeled_batch_size > labeled:
         raise too_big("labeled_batch_size", config.labeled_batch_size, labeled,
                       f"the labeled examples of {where}; a larger batch repeats examples "
@@ -60,8 +64,12 @@ def check(config, data):
                       else unlabeled // config.labeled_batch_size,
                       f"the {unlabeled} unlabeled examples of {where}; a larger batch repeats "
                       "examples within every batch")
-    if (config.finetune_steps or config.mode == "finetune") and (
-            config.finetune_batch_size > labeled):
+    if config.finetune_steps:
+        _check_finetuning(config, labeled, where)
+
+
+def _check_finetuning(config, labeled, where):
+    if config.finetune_batch_size > labeled:
         raise too_big("finetune_batch_size", config.finetune_batch_size, labeled,
                       f"the labeled examples of {where} that finetuning trains on; a larger "
                       "batch repeats examples within every batch")
