@@ -15,14 +15,16 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def scalars(directory):
-    """{tag: {step: value}} of every scalar in the event files directly in `directory`."""
+    """{name: {step: value}} of every scalar (tag epoch_NAME) in the event files directly in
+    `directory`."""
     found = {}
     for path in sorted(glob.glob(os.path.join(directory, "events.out.tfevents.*"))):
         for event in tf.compat.v1.train.summary_iterator(path):
             for value in event.summary.value:
                 number = (float(tf.make_ndarray(value.tensor)) if value.HasField("tensor")
                           else value.simple_value)
-                found.setdefault(value.tag, {})[event.step] = number
+                assert value.tag.startswith("epoch_"), value.tag
+                found.setdefault(value.tag[len("epoch_"):], {})[event.step] = number
     return found
 
 

@@ -3,7 +3,8 @@
     ValidationAccuracy   the served network's accuracy on the validation split, as the window's
                          `val_accuracy` (when the data has one)
     Scalars              TensorBoard scalars in model_dir/logs/{train,finetune}/ itself, at the
-                         global step (the teacher updates so far), one tag per log
+                         global step (the teacher updates so far), one tag per log: epoch_NAME
+                         (Keras' name for a window's value; the README's)
     CsvLog               {train,finetune}_log.csv: one row per window, a column per log
 
 Keras' own TensorBoard callback wrote at the window index (0, 1, 2, ...) into a `train/`
@@ -42,8 +43,11 @@ class ValidationAccuracy(keras.callbacks.Callback):
                                             self.batch_size)
 
 
+TAG_PREFIX = "epoch_"
+
+
 class Scalars(keras.callbacks.Callback):
-    """Writes every log of a window as a TensorBoard scalar of its name, at the global step
+    """Writes every log of a window as a TensorBoard scalar epoch_NAME, at the global step
     (`model.steps_run`), to event files directly in `directory`; a resumed run appends to the
     same curves."""
 
@@ -60,7 +64,7 @@ class Scalars(keras.callbacks.Callback):
         step = int(self.model.steps_run.numpy())
         with self.writer.as_default(step=step):
             for name, value in sorted(logs.items()):
-                tf.summary.scalar(name, float(value))
+                tf.summary.scalar(TAG_PREFIX + name, float(value))
         self.writer.flush()
 
     def on_train_end(self, logs=None):
