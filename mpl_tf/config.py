@@ -28,6 +28,14 @@ PRECISIONS = ("float32", "bfloat16", "mixed_float16")
 INT_MAX = 2 ** 31 - 1
 # Each layer takes two of a network's LayerSeeds.PER_NETWORK (1000) initializer seeds.
 _MAX_MLP_LAYERS = 100
+# Absolute caps of the size flags, which need no data (mpl_tf/data/bounds.py checks each against
+# the data it applies to): a 2048-pixel RGB image is 50 MB as float32 (the paper's largest
+# network trains at 800); a batch of a million examples, or a million-unit layer, is no
+# run's.
+MAX_IMAGE_SIZE = 2048
+MAX_BATCH_SIZE = 2 ** 20
+MAX_UDA_RATIO = 1024
+MAX_MLP_WIDTH = 2 ** 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +56,7 @@ class Spec:
     high_open: bool = False
     off: float = None
     registry: str = None
+    why: str = None  # why `high` is the limit, said when a value exceeds it
 
     def problem(self, value):
         """Why `value` is not acceptable (the end of a sentence starting `--name=value`), or
@@ -61,6 +70,8 @@ class Spec:
         if self.kind == "ints":
             if not value or min(value) < self.low:
                 return "must list positive widths"
+            if max(value) > MAX_MLP_WIDTH:
+                return f"must list widths of at most {MAX_MLP_WIDTH}"
             return None if len(value) <= self.high else f"must list at most {self.high} widths"
         if self.kind in ("int", "float") and value != self.off and not self._in_bounds(value):
             return self._bounds_text(value) + (f" (or {self.off:g}: off)" if self.off is not None
@@ -86,7 +97,7 @@ class Spec:
     def _bounds_text(self, value):
         if self.kind == "int":
             if value > self.high:
-                return f"must be <= {self.high}"
+                return f"must be <= {self.high}" + (f" ({self.why})" if self.why else "")
             return "must be a positive integer" if self.low == 1 else f"must be >= {self.low}"
         if self.high is None:
             return f"must be {'>' if self.low_open else '>='} {self.low:g}"
@@ -122,8 +133,20 @@ def _enum(default, choices, help, registry=None):
     return _field(default, Spec("enum", help, choices=choices, registry=registry))
 
 
-def _int(default, help, low=0, off=None):
-    return _field(default, Spec("int", help, low=low, high=INT_MAX, off=off))
+def _int(default, help, low=0, high=INT_MAX, why=None, off=None):
+    return _field(default, Spec("int", help, low=low, high=high, why=why, off=off))
+
+
+def _image_pixels(default, help):
+    """A side in pixels, capped at MAX_IMAGE_SIZE."""
+    return _int(default, help, high=MAX_IMAGE_SIZE,
+                why="larger images do not fit a batch in memory")
+
+
+def _batch(default, help):
+    """A global batch size, capped at MAX_BATCH_SIZE."""
+    return _int(default, help, low=1, high=MAX_BATCH_SIZE,
+                why="no batch this large fits in memory")
 
 
 def _float(default, help, low=0.0, high=None, low_open=False, high_open=False, off=None):
@@ -178,7 +201,7 @@ class Config:
     multi_worker_timeout: int = _int(600, "Seconds a multi-worker process waits for every "
                                      "worker in TF_CONFIG to start before it stops, naming the "
                                      "ones missing.", low=1)
-    eval_batch_size: int = _int(256, "Batch size for evaluation.", low=1)
+    eval_batch_size: int = _batch(256, "Batch size for evaluation.")
     select_on_val: bool = _bool(False, "Evaluate on the validation split after every "
                                 "--log_every steps and keep the best (never the test split); "
                                 "else keep the final weights, as the paper does.")
@@ -210,14 +233,16 @@ class Config:
                                   "(svhn_cropped: its 531k `extra` images).")
     data_dir: str = _path(None, "TFDS data directory.")
     manual_dir: str = _path(None, "TFDS manual download directory (ImageNet tars).")
-    image_size: int = _int(0, "Training image size; 0 keeps the dataset's own (224 for "
-                           "ImageNet).")
+    image_size: int = _image_pixels(0, "Training image size; 0 keeps the dataset's own (224 "
+                                    "for ImageNet). At most 8x the dataset's largest side.")
     uda_ratio: int = _int(0, "Unlabeled batch = uda_ratio x labeled batch; 0 means use "
-                          "--unlabeled_batch_size.")
+                          "--unlabeled_batch_size.", high=MAX_UDA_RATIO,
+                          why="the paper's ratio is 7")
     augment_magnitude: float = _float(16.0, "RandAugment magnitude on the released code's scale "
                                       "(levels out of 10; 16 extrapolates, as released for "
                                       "CIFAR).")
-    cutout_size: int = _int(16, "Side of the cutout square in the strong view; 0: none.")
+    cutout_size: int = _image_pixels(16, "Side of the cutout square in the strong view "
+                                     "(at most the image's side); 0: none.")
     skip_corrupt_images: bool = _bool(False, "Skip unreadable image files (with a warning) "
                                       "instead of failing.")
     cache_dir: str = _path(None, "folder:PATH datasets: keep the decoded images here, so a "
@@ -233,8 +258,10 @@ class Config:
                                    "else TFDS in --data_dir.")
 
     # --- batches and optimisation (batch sizes are global, over all replicas) -----------------
-    labeled_batch_size: int = _int(12, "Global labeled batch size B.", low=1)
-    unlabeled_batch_size: int = _int(64, "Global unlabeled batch size U.", low=1)
+    labeled_batch_size: int = _batch(12, "Global labeled batch size B (at most the labeled "
+                                     "examples).")
+    unlabeled_batch_size: int = _batch(64, "Global unlabeled batch size U (at most the "
+                                       "unlabeled pool).")
     teacher_lr: float = _float(0.1, "Teacher learning rate (peak, before any schedule); also "
                                "a one-network method's while --network_lr is 0; 0 freezes MPL's "
                                "teacher.", low_open=True, off=0.0)
@@ -293,7 +320,8 @@ class Config:
                                "labeled data after training; 0: no finetuning.")
     finetune_lr: float = _float(1e-5, "Finetuning learning rate (constant; paper: 1e-5).",
                                 low_open=True)
-    finetune_batch_size: int = _int(512, "Finetuning batch size (paper: 512).", low=1)
+    finetune_batch_size: int = _batch(512, "Finetuning batch size (paper: 512; at most the "
+                                      "labeled examples).")
     uda_weight: float = _float(0.0, "Weight of the teacher's consistency loss; 0 turns it off.")
     uda_temperature: float = _float(0.7, "Temperature that sharpens the weak-view targets.",
                                     low_open=True)

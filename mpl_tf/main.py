@@ -86,6 +86,7 @@ def main(argv):
 def _main(values):
     config = _config_from_flags()
     strategy = _start_tensorflow(config)
+    from mpl_tf.data import bounds
     from mpl_tf.data import sources
 
     from mpl_tf.durable import strategies
@@ -96,22 +97,30 @@ def _main(values):
     models.check_input_shape(config.model, data.input_shape)
     if config.teacher_init and config.mode == "train":
         teacher_init.check(config, data.input_shape, data.num_classes)
+    bounds.check(config, data)
     if strategies.is_chief(strategy):  # other workers write to a temporary directory
         run_dir.prepare(config, overwrite=values.overwrite, adopt=values.adopt,
                         command=_command)
 
+    from mpl_tf.run import mismatch
     from mpl_tf.run import orchestrate
 
+    early = mismatch.network_warnings(config, data) if config.mode == "train" else []
+    for warning in early:  # before training, so the user can stop it
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     with cli.machine_faults(config.model_dir):
-        results = (orchestrate.finetune_run if config.mode == "finetune" else orchestrate.run)(
-            config, data, strategy)
+        if config.mode == "finetune":
+            results = orchestrate.finetune_run(config, data, strategy)
+        else:
+            results = orchestrate.run(config, data, strategy, warnings=early)
     print(f"{results['method']} on {results['dataset']}: test accuracy "
           f"{results['test_accuracy']:.4f}, val accuracy {results['val_accuracy']:.4f}; "
           f"results in {os.path.join(config.model_dir, 'results.json')}")
+    late = [w for w in results.get("warnings", []) if w not in early]
     if results.get("diverged"):
-        print(f"warning: the run diverged: {'; '.join(results['warnings'])}", file=sys.stderr)
-    elif results.get("warnings"):
-        print(f"warning: {'; '.join(results['warnings'])}", file=sys.stderr)
+        print(f"warning: the run diverged: {'; '.join(late)}", file=sys.stderr)
+    elif late:
+        print(f"warning: {'; '.join(late)}", file=sys.stderr)
     return 0
 
 

@@ -236,8 +236,8 @@ def test_the_cache_key_covers_path_size_mtime_and_image_size(tmp_path):
 def _command(root, model_dir, *extra):
     return [sys.executable, "-m", "mpl_tf.main", f"--dataset=folder:{root}",
             f"--model_dir={model_dir}", "--model=cnn", "--num_labeled=6", "--image_size=12",
-            "--labeled_batch_size=4", "--unlabeled_batch_size=8", "--train_steps=60",
-            "--log_every=10", "--momentum=0.9", "--ema_decay=0.9", *extra]
+            "--labeled_batch_size=4", "--unlabeled_batch_size=8", "--cutout_size=6",
+            "--train_steps=60", "--log_every=10", "--momentum=0.9", "--ema_decay=0.9", *extra]
 
 
 def test_a_folder_run_killed_with_9_resumes_exactly_from_the_cache(tmp_path):

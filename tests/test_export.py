@@ -150,6 +150,40 @@ def test_bad_inputs_are_invalid_argument_errors(rgb, signature, inputs, message)
     assert message in raised.value.message
 
 
+NON_FINITE = [float("nan"), float("inf"), -float("inf")]
+FINITE_ERROR = "must be finite numbers; got NaN or Inf"
+
+
+@pytest.mark.parametrize("value", NON_FINITE, ids=["nan", "inf", "-inf"])
+def test_non_finite_float_inputs_are_refused_not_answered_with_nan(rgb, value):
+    """serve_float answered a NaN or Inf pixel with NaN probabilities (issue 21): every float
+    entry point now refuses it, the serving signature and both Hub modules (plain call and
+    serving_default)."""
+    batch = np.full((2, 8, 8, 3), 100.0, np.float32)
+    batch[1, 3, 4, 0] = value
+    module = serving(rgb[1])
+    with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+        module.signatures["serve_float"](images=tf.constant(batch))
+    assert FINITE_ERROR in raised.value.message
+    for variant in export.HUB_VARIANTS:
+        hub_module = tf.saved_model.load(os.path.join(rgb[1], "hub", variant))
+        for call in (lambda x: hub_module(x, training=False),
+                     lambda x: hub_module.signatures["serving_default"](inputs=x)):
+            with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+                call(tf.constant(batch / 255.0))
+            assert FINITE_ERROR in raised.value.message
+    finite = module.signatures["serve_float"](images=tf.constant(batch[:1]))["probabilities"]
+    assert np.all(np.isfinite(finite))
+
+
+def test_non_image_features_must_be_finite(tmp_path):
+    make_run(tmp_path, input_shape=(2,), num_classes=2, dataset="two_moons")
+    module = serving(export.export_run(str(tmp_path)))
+    with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+        module.signatures["serving_default"](features=np.array([[0.5, np.nan]], np.float32))
+    assert FINITE_ERROR in raised.value.message
+
+
 def test_hub_modules_follow_the_reusable_savedmodel_interface(gray):
     network, export_dir = gray
     batch = images((3, 8, 8, 1), seed=6)
@@ -204,6 +238,38 @@ def test_model_card_holds_the_runs_real_metrics(rgb):
         assert instance["modelSlug"] == model["slug"] and instance["fineTunable"] is True
         assert "77.34%" in instance["overview"]
         assert os.path.exists(os.path.join(hub_dir, variant, "MODEL_CARD.md"))
+
+
+def test_nothing_exported_holds_the_local_data_path(tmp_path):
+    """publish uploads the model card, the Kaggle metadata and the Hub modules: they named a
+    folder dataset by its absolute path on this machine (issue 21); now by its own name."""
+    folder = tmp_path / "private_home" / "holiday_pics"
+    model_dir = tmp_path / "run"
+    make_run(model_dir, dataset=f"folder:{folder}")
+    export_dir = export.export_run(str(model_dir))
+    leaks = []
+    for path in glob.glob(os.path.join(export_dir, "**", "*"), recursive=True):
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                content = f.read()
+            if str(tmp_path).encode() in content or b"private_home" in content:
+                leaks.append(os.path.relpath(path, export_dir))
+    assert leaks == []
+    with open(os.path.join(export_dir, "hub", "MODEL_CARD.md")) as f:
+        card = f.read()
+    assert "`folder:holiday_pics`" in card and "on folder:holiday_pics" in card
+    with open(os.path.join(export_dir, "hub", "classification",
+                           "model-instance-metadata.json")) as f:
+        assert json.load(f)["trainingData"] == ["folder:holiday_pics"]
+
+
+@pytest.mark.parametrize("dataset,public", [
+    ("folder:/data/pets/", "folder:pets"), ("folder:~/pets", "folder:pets"),
+    ("folder:/", "a local image folder"), ("cifar10", "cifar10")])
+def test_a_folder_is_published_by_its_own_name(dataset, public):
+    from mpl_tf.serving import model_card
+
+    assert model_card.public_name(dataset) == public
 
 
 def test_non_image_run_exports_a_features_signature(tmp_path):

@@ -101,8 +101,8 @@ def test_installed_train_command_refuses_an_unknown_recipe(installed, tmp_path):
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         "error: --recipe=cifar10 is not a recipe; valid recipes: cifar10_4000, "
-        "cifar10_4000_50k, digits, fashion_mnist, imagenet_10pct, svhn_1000, two_moons, "
-        "two_moons_6"]
+        "cifar10_4000_50k, digits, fashion_mnist, folder, imagenet_10pct, svhn_1000, "
+        "two_moons, two_moons_6"]
     assert list(tmp_path.iterdir()) == []
 
 

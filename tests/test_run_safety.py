@@ -117,7 +117,7 @@ def test_a_preempted_finetuning_resumes_where_it_stopped(
     source = finished if refinetune else trained
     whole, stopped = copy_of(source, tmp_path, "whole"), copy_of(source, tmp_path, "stopped")
     command = ["--mode=finetune", "--finetune_steps=60", "--finetune_lr=0.02",
-               *(["--overwrite"] if refinetune else [])]
+               "--finetune_batch_size=12", *(["--overwrite"] if refinetune else [])]
     assert run_main(f"--model_dir={whole}", *command) == 0
     before = (stopped / "results.json").read_text()
 
@@ -146,10 +146,11 @@ def test_an_interrupted_finetuning_of_other_settings_starts_over(trained, tmp_pa
     stopped = copy_of(trained, tmp_path)
     with monkeypatch.context() as patched:
         _sigterm_at_second_poll(patched)
-        assert run_main(f"--model_dir={stopped}", "--mode=finetune",
-                        "--finetune_steps=60") == 128 + signal.SIGTERM
+        assert run_main(f"--model_dir={stopped}", "--mode=finetune", "--finetune_steps=60",
+                        "--finetune_batch_size=12") == 128 + signal.SIGTERM
     capsys.readouterr()
-    assert run_main(f"--model_dir={stopped}", "--mode=finetune", "--finetune_steps=80") == 0
+    assert run_main(f"--model_dir={stopped}", "--mode=finetune", "--finetune_steps=80",
+                    "--finetune_batch_size=12") == 0
     assert "Resuming finetune" not in capsys.readouterr().out
     assert checkpoints.steps_present(checkpoints.directory(str(stopped), "finetune")) == [80]
 

@@ -7,7 +7,8 @@ import pytest
 
 import mpl_testing
 from mpl_tf import cli
-from mpl_tf.config import Config, ConfigError
+from mpl_tf.config import Config
+from mpl_tf.errors import ConfigError
 from mpl_tf.data import label_swap, sources
 
 

@@ -11,17 +11,20 @@ another symbol).
 
 import numpy as np
 
+from mpl_tf.data import bounds
 from mpl_tf.data import split_data
 from mpl_tf.data import split_plan
 
 TEST_FRACTION = 0.3
 DEFAULT_NUM_VAL = 100
 NATIVE_SIZE = 16
+SCANNED_SIZE = 8  # the digits as scikit-learn ships them
 
 
 def load(config):
     from sklearn.datasets import load_digits
 
+    bounds.check_image_size(config, SCANNED_SIZE, "the scikit-learn digits")
     digits = load_digits()
     images = digits.images.astype(np.float32)[..., None] * (255.0 / 16.0)
     images = split_data.resize(images, config.image_size or NATIVE_SIZE)

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from mpl_tf.errors import ConfigError
+from mpl_tf.data import bounds
 from mpl_tf.data import downloads
 from mpl_tf.data import examples as examples_lib
 from mpl_tf.data import split_data
@@ -30,6 +31,7 @@ SHUFFLE_BUFFER = 10_000
 class _Spec:
     default_num_val: int
     view: str
+    native_size: int  # the side of its images
     unlabeled_split: str = None  # a split that always joins the unlabeled pool
     extra_split: str = None  # a split that joins it with --extra_unlabeled
     pixel_mean: tuple = None
@@ -37,10 +39,11 @@ class _Spec:
 
 
 SPECS = {
-    "cifar10": _Spec(5000, "flip_pad_crop", pixel_mean=CIFAR10_MEAN, pixel_std=CIFAR10_STD),
-    "cifar100": _Spec(5000, "flip_pad_crop"),
-    "svhn_cropped": _Spec(5000, "pad_crop", extra_split="extra"),
-    "stl10": _Spec(500, "flip_pad_crop", unlabeled_split="unlabelled"),
+    "cifar10": _Spec(5000, "flip_pad_crop", 32, pixel_mean=CIFAR10_MEAN,
+                     pixel_std=CIFAR10_STD),
+    "cifar100": _Spec(5000, "flip_pad_crop", 32),
+    "svhn_cropped": _Spec(5000, "pad_crop", 32, extra_split="extra"),
+    "stl10": _Spec(500, "flip_pad_crop", 96, unlabeled_split="unlabelled"),
 }
 
 
@@ -52,6 +55,7 @@ def has_extra_split(name):
 def load(config):
     """SplitData for the small-image TFDS dataset `config.dataset`."""
     spec = SPECS[config.dataset]
+    bounds.check_image_size(config, spec.native_size, f"--dataset={config.dataset}'s images")
     builder = prepare(config.dataset, config)
     train, test = (_arrays(builder, split, config.image_size) for split in ("train", "test"))
     stream = None

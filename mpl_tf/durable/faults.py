@@ -74,37 +74,53 @@ def _last_checkpoint(model_dir):
     return max(found, key=lambda path: os.path.getmtime(f"{path}.index"))
 
 
-# A labeled loss this many times its first epoch's value, and above the loss of a uniform guess,
-# has blown up (finite, so the non-finite guard let it through).
+# A labeled loss this many times where it started, and above the loss of a uniform guess, has
+# blown up (finite, so the non-finite guard let it through).
 LOSS_GROWTH = 10.0
 
 
-def divergence(epoch_losses, accuracy, num_classes, num_examples):
+def divergence(epoch_losses, accuracy, num_classes, num_examples, steps=None):
     """{"diverged": bool, "warnings": [...]} for results.json, from the served network's labeled
-    training loss per epoch and its validation accuracy on `num_examples` examples (None:
-    not known, streamed).
+    training loss per log window and its validation accuracy on `num_examples` examples (None:
+    not known, streamed) after `steps` training steps.
 
-    Diverged: the loss grew LOSS_GROWTH-fold and ended above log(K) (worse than a uniform
-    guess), or the accuracy is at chance while the loss is above log(K) (confidently wrong).
-    Accuracy at chance with a loss near log(K) is a warning only: the network learned nothing
-    yet, which a too short run does without diverging. Chance: 1/K plus two standard errors.
+    Diverged: a window's loss was not finite, or the loss ended LOSS_GROWTH-fold above where it
+    started and above log(K), a uniform guess's loss. It started at its first window's value or
+    at log(K), whichever is lower: a fresh network guesses about uniformly, so a loss already
+    exploded in the first window (a far too high learning rate) counts too.
+
+    Accuracy at chance with a finite loss that did not blow up is a milder warning, "still at
+    chance after N steps": a short run, a learning rate too low or a slow start learn nothing
+    yet without diverging, even when the loss sits a little above log(K). Chance: 1/K plus two
+    standard errors.
     """
     warnings = []
     uniform = math.log(num_classes)
-    first, last = (epoch_losses[0], epoch_losses[-1]) if epoch_losses else (None, None)
-    exploded = last is not None and last > LOSS_GROWTH * first and last > uniform
+    losses = list(epoch_losses)
+    first, last = (losses[0], losses[-1]) if losses else (None, None)
+    bad = [i for i, loss in enumerate(losses) if not math.isfinite(loss)]
+    if bad:
+        warnings.append(f"the labeled training loss was not finite ({losses[bad[0]]} in log "
+                        f"window {bad[0] + 1} of {len(losses)})")
+    start = None if first is None or bad else min(first, uniform)
+    exploded = start is not None and last > uniform and last > LOSS_GROWTH * start
     if exploded:
-        warnings.append(f"the labeled training loss grew from {first:.4g} (first epoch) to "
-                        f"{last:.4g} (last epoch)")
+        warnings.append(f"the labeled training loss grew from {first:.4g} (first window) to "
+                        f"{last:.4g} (last window), over {LOSS_GROWTH:g}x where it started "
+                        f"({start:.4g}) and above a uniform guess's log(K) = {uniform:.4g}")
     chance = 1.0 / num_classes
     error = math.sqrt(chance * (1 - chance) / num_examples) if num_examples else 0.0
     at_chance = accuracy <= chance + 2.0 * error
-    if at_chance:
+    diverged = bool(bad) or exploded
+    if at_chance and diverged:
         warnings.append(f"the validation accuracy {accuracy:.4f} is at chance ({chance:.4f} for "
                         f"{num_classes} classes)")
-    confidently_wrong = at_chance and last is not None and last > uniform and not exploded
-    if confidently_wrong:
-        warnings.append(f"the labeled training loss ended at {last:.4g}, above a uniform "
-                        f"guess's log(K) = {uniform:.4g}")
-    diverged = exploded or confidently_wrong
-    return {"diverged": bool(diverged), "warnings": warnings}
+    elif at_chance:
+        after = f" after {steps} steps" if steps else ""
+        trend = "" if first is None else (
+            f"; its labeled training loss went from {first:.4g} to {last:.4g}, finite and "
+            f"{'rising' if last > first else 'not rising'}")
+        warnings.append(f"still at chance{after}: the validation accuracy {accuracy:.4f} is "
+                        f"at chance ({chance:.4f} for {num_classes} classes){trend}; train "
+                        "longer (--train_steps), or check the learning rates and the labels")
+    return {"diverged": diverged, "warnings": warnings}

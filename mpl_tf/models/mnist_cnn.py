@@ -6,10 +6,10 @@ It pools early: one conv at full resolution, then the channels double as the sid
 conv-BN-ReLU layers and initializers as in the digits CNN and the WRN.
 """
 
-from mpl_tf.models import cnn
+from mpl_tf.models.cnn import cnn
 from mpl_tf.models.network import convolutional
 
 # (filters, max-pool after the layer): cnn.py's builder with these layers.
 LAYERS = ((32, True), (64, True), (128, False))
 
-NETWORK = convolutional(cnn.cnn, min_image_size=8, layers=LAYERS)
+NETWORK = convolutional(cnn, min_image_size=8, layers=LAYERS)

@@ -28,9 +28,10 @@ from mpl_tf.run import training
 from mpl_tf.run.scoring import accuracy
 
 
-def run(config, data, strategy=None):
+def run(config, data, strategy=None, warnings=()):
     """Trains (then finetunes, with --finetune_steps), evaluates and records one run in
-    config.model_dir (already prepared by `run_dir.prepare`); returns the results dict.
+    config.model_dir (already prepared by `run_dir.prepare`); returns the results dict, whose
+    `warnings` start with the given ones (said before training, e.g. `mismatch`'s).
 
     Under multi-worker training only the chief writes model_dir; the other workers run the
     same program and write to a temporary directory."""
@@ -40,10 +41,10 @@ def run(config, data, strategy=None):
         config = config.replace(model_dir=tempfile.mkdtemp(prefix="mpl_tf_worker_"))
         run_dir.prepare(config)
     with attempts.Clock(config.model_dir, "train") as clock:
-        return _run(config, data, strategy, resume_dir, clock)
+        return _run(config, data, strategy, resume_dir, clock, list(warnings))
 
 
-def _run(config, data, strategy, resume_dir, clock):
+def _run(config, data, strategy, resume_dir, clock, warnings):
     files.write_json(os.path.join(config.model_dir, run_dir.LABELED_INDICES),
                        {"dataset": data.name, "split_seed": config.split_seed,
                         "indices": data.labeled_indices.tolist(), "ids": list(data.labeled_ids),
@@ -63,7 +64,8 @@ def _run(config, data, strategy, resume_dir, clock):
     }
     if config.label_fraction:
         results["label_fraction"] = config.label_fraction
-    results.update(_divergence(config, data, model, results["val_accuracy"]))
+    judged = _divergence(config, data, model, results["val_accuracy"])
+    results.update(judged, warnings=warnings + judged["warnings"])
     if config.select_on_val:
         results["selected_step"] = getattr(model, "selected_step", None)  # None: no epoch ran
     if config.ema_decay:
@@ -89,8 +91,15 @@ def _divergence(config, data, model, val_accuracy):
     network's labeled training loss (the log its method names)."""
     epochs = training.read_csv_log(os.path.join(config.model_dir, run_dir.csv_log("train")))
     return faults.divergence(epochs.get(model.LABELED_LOSS, []), val_accuracy,
-                             data.num_classes,
-                             None if data.val_labels is None else len(data.val_labels))
+                             data.num_classes, _validation_size(data),
+                             steps=config.train_steps)
+
+
+def _validation_size(data):
+    """Examples in the validation split (streamed ones too), or None if unknown."""
+    if data.streams and "val" in data.streams:
+        return data.streams["val"].size
+    return None if data.val_labels is None else len(data.val_labels)
 
 
 def finetune_run(config, data, strategy=None):

@@ -62,9 +62,12 @@ class SelectOnValidation(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         network = self.model.serving_network
-        val_accuracy = accuracy(network, self.data, "val", self.batch_size)
-        if logs is not None:
-            logs["val_accuracy"] = val_accuracy
+        if logs is not None and "val_accuracy" in logs:  # measured by logs.ValidationAccuracy
+            val_accuracy = logs["val_accuracy"]
+        else:
+            val_accuracy = accuracy(network, self.data, "val", self.batch_size)
+            if logs is not None:
+                logs["val_accuracy"] = val_accuracy
         if val_accuracy > self.best_accuracy:
             self.best_accuracy = val_accuracy
             self.best_step = int(self.model.steps_run.numpy())

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from mpl_tf.durable import checkpoints
+from mpl_tf.run import logs
 from mpl_tf.run import loop
 from mpl_tf.run import teacher_init
 from mpl_tf.durable import preemption
@@ -46,6 +47,8 @@ def train(config, data, strategy, method=None, log_dir=None, initial_weights=Non
             teacher_init.load(model, config, data.input_shape, data.num_classes)
     diverged = StopOnNonFinite(config.max_nonfinite_steps)
     callbacks, start_step, saving = [diverged] + ([clock] if clock else []), 0, None
+    if log_dir and logs.has_validation(data):  # each window's val_accuracy: TensorBoard, CSV
+        callbacks.append(logs.ValidationAccuracy(data, config.eval_batch_size))
     selection = SelectOnValidation(data, config.eval_batch_size) if config.select_on_val else None
     if selection:
         callbacks.append(selection)
@@ -64,8 +67,8 @@ def train(config, data, strategy, method=None, log_dir=None, initial_weights=Non
         saving = checkpoints.SaveEvery(saver, config.checkpoint_every or steps_per_epoch,
                                        config.train_steps,
                                        companions=[selection] if selection else [])
-        callbacks += [keras.callbacks.TensorBoard(os.path.join(log_dir, "logs", log_name)),
-                      keras.callbacks.CSVLogger(csv_log, append=start_step > 0), saving]
+        callbacks += [logs.Scalars(os.path.join(log_dir, "logs", log_name)),
+                      logs.CsvLog(csv_log, append=start_step > 0), saving]
     with preemption.handling():
         history = loop.fit(model, strategy,
                            pipeline.train_input(data, config, strategy, start_step),
@@ -89,7 +92,8 @@ def train(config, data, strategy, method=None, log_dir=None, initial_weights=Non
                             "or gradients (each was skipped); lower the learning rates or check "
                             "the data")
     epochs = read_csv_log(csv_log) if log_dir else history.history
-    return model, {name: float(np.mean(values)) for name, values in epochs.items()}
+    return model, {name: float(np.mean(values)) for name, values in epochs.items()
+                   if not name.startswith("val_")}
 
 
 def _drop_csv_rows_from(path, first_epoch):

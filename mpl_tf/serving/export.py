@@ -8,7 +8,8 @@ and Kaggle Models metadata) follow the contract the README states once ("Serve i
 signatures, their inputs and outputs); each run's model card restates it with the run's sizes.
 Inputs are declared with unknown shape and checked inside, so a wrong rank, channel count or
 size, or an empty batch, is an InvalidArgumentError naming the expected shape rather than a
-failure to bind the call.
+failure to bind the call; so is a float input holding NaN or Inf (which would come back as NaN
+probabilities), in every signature and in the Hub modules' `__call__`.
 
 Everything is written to a temporary directory first and renamed into place, so a failed export
 leaves either the old export or none, never half of one.
@@ -160,7 +161,7 @@ def write_serving_model(run, path):
 
     @tf.function(input_signature=[tf.TensorSpec(None, tf.float32, name=float_name)])
     def serve_float(inputs):
-        return predict(_checked(inputs, (None, *shape), float_what))
+        return predict(finite(_checked(inputs, (None, *shape), float_what), float_name))
 
     module.serve_float = serve_float
     if not run.is_image:
@@ -210,6 +211,15 @@ def _checked(tensor, shape, what):
         return tf.ensure_shape(tf.reshape(tensor, dims), shape)
 
 
+def finite(inputs, name):
+    """`inputs` after a run-time check that every value is finite: a NaN or Inf would otherwise
+    come back as NaN probabilities, a silent non-answer; now the call fails (InvalidArgument)
+    saying so. uint8 images and decoded bytes cannot hold either."""
+    return tf.debugging.assert_all_finite(
+        inputs, f"{name} must be finite numbers; got NaN or Inf (a missing value, or a division "
+        "by zero upstream?)")
+
+
 def _to_size(images, height, width):
     """float [N, h, w, 3] -> [N, height, width, 3]: unchanged at the training size, otherwise
     resized (antialiased) to cover it and centre-cropped."""
@@ -250,6 +260,7 @@ def write_hub_modules(run, path):
     channels = shape[-1]
 
     def network_inputs(inputs):
+        inputs = finite(inputs, "inputs")
         return _to_channels(inputs * 255.0, channels) if run.is_image else inputs
 
     outputs = {"classification": ("logits", run.network),

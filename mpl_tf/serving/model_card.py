@@ -1,9 +1,13 @@
 """The model card (Markdown) and the Kaggle Models metadata of an exported run, built from the
-run's own files so every number in them is the one the run measured."""
+run's own files so every number in them is the one the run measured. They are published
+(`publish` uploads them with the Hub modules), so they name a local image folder by its own
+name only (`public_name`), never by its path on this machine."""
 
+import os
 import re
 
 from mpl_tf import method as methods
+from mpl_tf.data import sources
 
 LICENSE = "Apache 2.0"  # Kaggle's name for it; the card links the SPDX id Apache-2.0
 FRAMEWORK = "tensorFlow2"
@@ -36,12 +40,25 @@ def slug(text):
     return re.sub(r"-+", "-", re.sub(r"[^a-z0-9]+", "-", text.lower())).strip("-")[:50]
 
 
+def public_name(dataset):
+    """The dataset's name as published: `folder:PATH` becomes `folder:NAME`, NAME the folder's
+    own name (the last part of its path), or "a local image folder" when the path has none;
+    other names are as they are."""
+    root = sources.folder_root(dataset)
+    if root is None:
+        return dataset
+    name = os.path.basename(os.path.normpath(os.path.expanduser(root)))
+    return f"{sources.FOLDER_PREFIX}{name}" if name not in ("", ".", "..", os.sep) else (
+        "a local image folder")
+
+
 def model_slug(config, info):
-    return slug(f"mpl-{info['name']}-{config.model}-{config.method}")
+    return slug(f"mpl-{public_name(info['name'])}-{config.model}-{config.method}")
 
 
 def title(config, info):
-    return f"Meta Pseudo Labels: {config.model} on {info['name']} ({config.method})"
+    return (f"Meta Pseudo Labels: {config.model} on {public_name(info['name'])} "
+            f"({config.method})")
 
 
 def markdown(config, info, results, num_labeled, version=None):
@@ -73,11 +90,12 @@ def instance_metadata(config, info, results, variant):
     return {"ownerSlug": OWNER_PLACEHOLDER, "modelSlug": model_slug(config, info),
             "instanceSlug": variant, "framework": FRAMEWORK,
             "overview": f"{variant}: {output} of {config.model} trained with {config.method} "
-                        f"on {info['name']}; test accuracy "
+                        f"on {public_name(info['name'])}; test accuracy "
                         f"{_percent(results.get('test_accuracy'))}.",
             "usage": "```python\nimport tensorflow as tf\n\nmodule = tf.saved_model.load("
                      "\"${PATH}\")\noutputs = module(inputs, training=False)\n```",
-            "licenseName": LICENSE, "fineTunable": True, "trainingData": [info["name"]],
+            "licenseName": LICENSE, "fineTunable": True,
+            "trainingData": [public_name(info["name"])],
             "modelInstanceType": "Unspecified", "baseModelInstance": "",
             "externalBaseModelUrl": ""}
 
@@ -111,7 +129,8 @@ def _data(config, info, results, num_labeled):
                                                   else "")
     asked = (f"`--label_fraction={config.label_fraction:g}`" if config.label_fraction
              else f"`--num_labeled={config.num_labeled}`")
-    lines = [f"- Dataset: `{config.dataset}` ({info['num_classes']} classes: {shown}).",
+    lines = [f"- Dataset: `{public_name(config.dataset)}` ({info['num_classes']} classes: "
+             f"{shown}).",
              f"- Labeled examples: {num_labeled} ({asked}), class-balanced, chosen with split "
              f"seed {config.split_seed}; the rest of the training set is used unlabeled.",
              "- Splits: the validation split serves model selection only; the test split only "

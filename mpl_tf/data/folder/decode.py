@@ -18,14 +18,21 @@ _ORIENTATION_TAG = 0x0112
 def orientation(path):
     """The EXIF orientation (1-8) of an image file; 1 (upright) when it has none or the header
     cannot be read (a file that cannot be read at all is found when it is decoded)."""
+    return header(path)[0]
+
+
+def header(path):
+    """(EXIF orientation, the shorter side in pixels) from an image file's header, no pixels
+    decoded; (1, 0) when the header cannot be read."""
     from PIL import Image
 
     try:
         with Image.open(path) as image:
             value = image.getexif().get(_ORIENTATION_TAG, 1) if image.format == "JPEG" else 1
+            side = min(image.size)
     except Exception:  # Pillow raises many types for bad files; decoding reports them
-        return 1
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+        return 1, 0
+    return (value if isinstance(value, int) and 1 <= value <= 8 else 1), side
 
 
 def decode(path, orientation_value, size):

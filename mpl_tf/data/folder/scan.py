@@ -64,15 +64,20 @@ class Scan:
                                            tf.gather(orientations, index), size)
 
 
-def scan(root, paths, size, cache_dir=None):
-    """The `Scan` of `paths` (absolute, below `root`) at --image_size `size`."""
+def scan(root, paths, size, cache_dir=None, check_side=None):
+    """The `Scan` of `paths` (absolute, below `root`) at --image_size `size`. Before anything
+    is decoded, `check_side` (if given) is called with the largest central square's side
+    among the files (from their headers), to refuse a size before the work it would cost
+    (a cached scan passed it when it was made)."""
     key = fingerprint(root, paths, size) if cache_dir else None
     final = os.path.join(cache_dir, key) if cache_dir else None
     if final and os.path.exists(os.path.join(final, "scan.npz")):
         with np.load(os.path.join(final, "scan.npz")) as saved:
             return Scan(**{k: saved[k] for k in ("orientations", "readable", "shapes", "sums",
                                                  "squares")}, cache=final)
-    orientations = _orientations(paths)
+    orientations, sides = _headers(paths)
+    if check_side is not None and len(sides):
+        check_side(int(sides.max()))
     if not final:
         return _decode_all(paths, orientations, size, None)
     os.makedirs(cache_dir, exist_ok=True)
@@ -105,13 +110,14 @@ def fingerprint(root, paths, size):
     return digest.hexdigest()[:32]
 
 
-def _orientations(paths):
-    """EXIF orientations, read from the files' headers by a pool of threads (Pillow releases
-    the GIL while it reads)."""
+def _headers(paths):
+    """(EXIF orientations uint8, shorter sides int) read from the files' headers by a pool of
+    threads (Pillow releases the GIL while it reads)."""
     workers = min(32, 4 * (os.cpu_count() or 1))
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        return np.fromiter(pool.map(decode.orientation, paths, chunksize=256), np.uint8,
-                           count=len(paths))
+        found = list(pool.map(decode.header, paths, chunksize=256))
+    return (np.array([o for o, _ in found], np.uint8).reshape(-1),
+            np.array([s for _, s in found], np.int64).reshape(-1))
 
 
 def _decode_all(paths, orientations, size, cache_images):

@@ -28,6 +28,7 @@ import tensorflow as tf
 from absl import logging
 
 from mpl_tf.errors import ConfigError, UnreadableInput
+from mpl_tf.data import bounds
 from mpl_tf.data.folder import decode
 from mpl_tf.data import examples as examples_lib
 from mpl_tf.data.folder import scan
@@ -91,7 +92,8 @@ def plan(config, root):
     where = f"--dataset={sources.folder_dataset(root)}"
     classes, parts, paths, labels = listing(root, where)
     start = time.time()
-    scanned = scan.scan(root, paths, config.image_size, config.cache_dir)
+    scanned = scan.scan(root, paths, config.image_size, config.cache_dir, check_side=lambda side:
+                        bounds.check_image_size(config, side, f"the largest image of {where}"))
     print(f"Scanned {len(paths)} images of {where} in {time.time() - start:.1f} s"
           f"{' (cache: ' + scanned.cache + ')' if scanned.cache else ''}", flush=True)
     skipped = check_readable(scanned, paths, config, where)
