@@ -10,14 +10,18 @@
   `--model_dir=~/runs/x` does not create a folder named `~`.
 """
 
+import dataclasses
 import os
 
 from absl import flags
 
-# The flags naming files or directories, in every command (the training flags of kind "path",
-# and the commands' own).
-PATH_FLAGS = ("model_dir", "data_dir", "manual_dir", "cache_dir", "saved_model", "images",
-              "output", "export_dir", "folder")
+from mpl_tf.config import Config
+
+# The flags naming files or directories, in every command: the run's (the Config's fields of
+# kind "path") and the commands' own.
+COMMAND_PATH_FLAGS = ("saved_model", "images", "output", "export_dir", "folder")
+PATH_FLAGS = (*(field.name for field in dataclasses.fields(Config)
+                if field.metadata["spec"].kind == "path"), *COMMAND_PATH_FLAGS)
 _FLAGFILE = ("--flagfile", "-flagfile")
 
 
