@@ -224,20 +224,6 @@ def test_stl10_unlabelled_split_is_a_stream_in_the_pool(tfds_dir):
     assert data.size("val") == 10 and data.size("test") == 100
 
 
-@pytest.fixture
-def no_network(monkeypatch, capfd):
-    """Every connection sent to a closed local port, and TFDS's own retries (which take
-    minutes) off: the download path runs until the network, fast."""
-    from tensorflow_datasets.core.download import downloader
-
-    for variable in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.setenv(variable, "http://127.0.0.1:9")  # the discard port: refused
-    for variable in ("NO_PROXY", "no_proxy"):
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setattr(downloader, "MAX_RETRIES", 0)
-    capfd.readouterr()
-
-
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
 def test_a_tfds_download_reaches_the_network_and_says_so_in_one_line(tfds_dir, no_network,
                                                                       capfd, name):
