@@ -76,8 +76,8 @@ class Spec:
         if self.kind in ("int", "float") and value != self.off and not self._in_bounds(value):
             return self._bounds_text(value) + (f" (or {self.off:g}: off)" if self.off is not None
                                                else "")
-        if self.kind == "path" and value and os.path.exists(value) and not os.path.isdir(value):
-            return "is a file, not a directory"
+        if self.kind == "path" and value:
+            return _not_a_directory(value)
         return None
 
     def _has_type(self, value):
@@ -108,6 +108,16 @@ class Spec:
 _KIND_NAMES = {"str": "a string", "path": "a directory path", "enum": "a string",
                "int": "an integer", "float": "a number", "bool": "true or false",
                "ints": "comma-separated integers"}
+
+
+def _not_a_directory(path):
+    """Why `path` can never be a directory (it is a file, or lies under one), or None."""
+    if os.path.exists(path):
+        return None if os.path.isdir(path) else "is a file, not a directory"
+    parent = os.path.dirname(os.path.abspath(os.path.expanduser(path)))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    return None if os.path.isdir(parent) else f"lies under a file ({parent}), not a directory"
 
 
 def _is_int(value):
