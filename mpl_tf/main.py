@@ -19,7 +19,6 @@ from mpl_tf import recipes
 from mpl_tf.durable import lock
 from mpl_tf.durable import readback
 from mpl_tf.durable import run_dir
-from mpl_tf.run import teacher_init
 
 flags.DEFINE_bool("overwrite", False, "Replace the run in --model_dir (only the files a run "
                   "writes are deleted).")
@@ -86,24 +85,20 @@ def main(argv):
 def _main(values):
     config = _config_from_flags()
     strategy = _start_tensorflow(config)
-    from mpl_tf.data import bounds
-    from mpl_tf.data import sources
-
-    from mpl_tf.durable import strategies
-
+    from mpl_tf import method as methods
     from mpl_tf import models
+    from mpl_tf.data import bounds, sources
+    from mpl_tf.durable import strategies
+    from mpl_tf.run import mismatch, orchestrate, teacher_init
 
     data = sources.load(config)
     models.check_input_shape(config.model, data.input_shape)
     if config.teacher_init and config.mode == "train":
         teacher_init.check(config, data.input_shape, data.num_classes)
-    bounds.check(config, data)
+    bounds.check(config, data, unlabeled_batches=methods.get(config.method).UNLABELED)
     if strategies.is_chief(strategy):  # other workers write to a temporary directory
         run_dir.prepare(config, overwrite=values.overwrite, adopt=values.adopt,
                         command=_command)
-
-    from mpl_tf.run import mismatch
-    from mpl_tf.run import orchestrate
 
     early = mismatch.network_warnings(config, data) if config.mode == "train" else []
     for warning in early:  # before training, so the user can stop it

@@ -19,6 +19,7 @@ from export_testing import RESULTS, make_run
 from mpl_tf import export as export_command
 from mpl_tf import models
 from mpl_tf.serving import export
+from mpl_tf.durable import files
 from mpl_tf.durable import run_dir
 from mpl_tf.errors import ConfigError
 
@@ -346,7 +347,7 @@ def _files(directory):
 
 @pytest.mark.parametrize("owner,name,call", [
     (tf.saved_model, "save", 2),  # the first Hub module, after the serving SavedModel
-    (run_dir, "write_json", 2),  # a Kaggle metadata file of the Hub modules
+    (files, "write_json", 2),  # a Kaggle metadata file of the Hub modules
     (os, "rename", 2),  # the new export into place, once the old one is moved aside
 ])
 def test_a_failed_replacement_leaves_the_previous_export_intact(tmp_path, monkeypatch, owner,

@@ -124,7 +124,7 @@ def test_a_folder_without_a_recipe_warns_once_that_the_mlp_meets_images(shapes, 
     assert err.splitlines()[0].startswith(FOLDER_WARNING), err
     results = json.loads((model_dir / "results.json").read_text())
     assert results["warnings"][0] == FOLDER_WARNING[len("warning: "):] + (
-        " (convolutional networks: cnn, wrn-28-2, wrn-28-8, resnet-50)")
+        " (convolutional networks: cnn, mnist-cnn, wrn-28-2, wrn-28-8, resnet-50)")
 
 
 def test_the_folder_recipe_trains_a_cnn_on_a_small_folder(shapes, tmp_path, capfd):

@@ -37,9 +37,10 @@ def check_image_size(config, native_side, what):
                       "further adds no detail, only memory and time")
 
 
-def check(config, data):
+def check(config, data, unlabeled_batches=True):
     """Raises ConfigError for the first size flag that `data` (a `SplitData`) cannot serve
-    (for --mode=finetune, only the finetuning batch: the training ones ran already)."""
+    (for --mode=finetune, only the finetuning batch: the training ones ran already; the
+    unlabeled batch only where the method learns from it, `unlabeled_batches`)."""
     where = f"--dataset={data.name}"
     labeled = data.size("labeled")
     if config.mode == "finetune":
@@ -56,7 +57,7 @@ def check(config, data):
                       f"the labeled examples of {where}; a larger batch repeats examples "
                       "within every batch")
     unlabeled = data.size("unlabeled")
-    if config.method != "supervised" and config.global_unlabeled_batch_size > unlabeled:
+    if unlabeled_batches and config.global_unlabeled_batch_size > unlabeled:
         flag, value = (("uda_ratio", f"{config.uda_ratio} (an unlabeled batch of "
                         f"{config.global_unlabeled_batch_size})") if config.uda_ratio
                        else ("unlabeled_batch_size", config.unlabeled_batch_size))

@@ -67,6 +67,7 @@ class Supervised(SingleNetwork):
     TITLE = "Supervised"
     DESCRIPTION = "supervised training on the labeled examples only"
     TWO_D_CONTROL = False
+    UNLABELED = False
 
     def __init__(self, network, config, **kwargs):
         super().__init__(network, config, name="supervised", **kwargs)

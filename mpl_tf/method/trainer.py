@@ -91,6 +91,8 @@ class ClassifierTrainer(keras.Model):
     # On 2-D data, a supervised control is trained beside the run and drawn next to it; False
     # for the supervised method, which is that control.
     TWO_D_CONTROL = True
+    # Whether it learns from the unlabeled batches (their size is then bounded by the pool).
+    UNLABELED = True
 
     @classmethod
     def differentiated_twice(cls, config):
