@@ -42,7 +42,7 @@ def test_an_unwritable_model_dir_fails_in_one_line(tmp_path):
     done = main_subprocess("--flagfile=flags/two_moons.cfg", f"--model_dir={blocker / 'run'}")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        f"error: --model_dir={blocker / 'run'} is not writable: Not a directory"]
+        f"error: --model_dir={blocker / 'run'} lies under a file ({blocker}), not a directory"]
 
 
 def test_the_flag_offers_exactly_the_registered_strategies():
