@@ -3,6 +3,7 @@
 stderr and an exit status (`run`)."""
 
 import contextlib
+import dataclasses
 import sys
 
 from absl import flags
@@ -36,8 +37,6 @@ def check_registered(config):
     run's estimator must also take its label type and sign, --extra_unlabeled and --cache_dir
     need a dataset they apply to). The network and dataset registries load TensorFlow, whose
     start-up notices are kept off stderr. Returns `config`."""
-    import dataclasses
-
     for field in dataclasses.fields(config):
         names = REGISTRIES.get(field.metadata["spec"].registry)
         if names is not None and getattr(config, field.name) not in names:
