@@ -9,8 +9,8 @@ SEEDS ?= 0 1 2 3 4
 # file stays in one process, so its module fixtures are built once.
 TEST_WORKERS ?= 2
 
-.PHONY: demo test bazel_test two_moons_table digits_table fashion_table precision_table speed \
-	torch_reference fused_bn_act folder_benchmark
+.PHONY: demo test bazel_test two_moons_table digits_table fashion_table fashion_mnist_data \
+	precision_table speed torch_reference fused_bn_act folder_benchmark
 
 $(INSTALLED): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,11 +40,18 @@ digits_table: $(INSTALLED)
 # The Fashion-MNIST ablation, then the feedback test (a teacher pretrained on swapped labels,
 # left to the feedback alone). Resumable across checkouts: each JSON records every finished run
 # with its config, written after every run (commit them to go on elsewhere).
-fashion_table: $(INSTALLED)
+fashion_table: $(INSTALLED) fashion_mnist_data
 	$(PY) -m benchmarks.fashion_mnist_ablation --seeds="0 1 2" \
 	    --out=benchmarks/results/fashion_mnist_ablation
 	$(PY) -m benchmarks.fashion_mnist_feedback_test --seeds="0 1 2" \
 	    --out=benchmarks/results/fashion_mnist_feedback_test
+
+# Fashion-MNIST's four IDX files, offline: Debian's dataset-fashion-mnist (apt-get, as root, when
+# they are not there yet), the same files TFDS downloads.
+FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
+fashion_mnist_data:
+	test -f $(FASHION_MNIST_DIR)/t10k-labels-idx1-ubyte.gz || \
+	    { apt-get update -q && apt-get install -y -q dataset-fashion-mnist; }
 
 precision_table: $(INSTALLED)
 	$(PY) -m benchmarks.precision_benchmark --accuracy_seeds="0 1 2"
