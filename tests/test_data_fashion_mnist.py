@@ -225,6 +225,24 @@ def test_a_damaged_gzip_file_is_one_line_naming_it(idx_dir, damage, message):
     assert text.startswith(f"{path}: {message}") and "\n" not in text
 
 
+@pytest.mark.parametrize("gz", [True, False])
+def test_a_file_larger_than_any_idx_file_is_refused_before_it_is_read_whole(
+        tmp_path, monkeypatch, gz):
+    # a gzip bomb: a few kilobytes that decompress to more than the bound
+    monkeypatch.setattr(fashion_mnist, "MAX_BYTES", 1 << 16)
+    directory = str(tmp_path / "files")
+    write_idx_files(directory, gz=gz)
+    name = "train-images-idx3-ubyte" + (".gz" if gz else "")
+    path = os.path.join(directory, name)
+    data = (2051).to_bytes(4, "big") + bytes(4 * 3) + bytes(1 << 20)
+    with open(path, "wb") as f:
+        f.write(gzip.compress(data) if gz else data)
+    with pytest.raises(UnreadableInput) as error:
+        sources.load(config(directory))
+    assert str(error.value) == (f"{path}: more than 65536 bytes{' decompressed' if gz else ''}, "
+                                "too large for a Fashion-MNIST IDX file")
+
+
 def test_a_missing_file_or_directory_is_one_line(tmp_path, idx_dir):
     directory, _ = idx_dir
     os.remove(os.path.join(directory, "t10k-images-idx3-ubyte.gz"))

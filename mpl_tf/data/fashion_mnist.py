@@ -37,6 +37,9 @@ SIZE = 28
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                "Sneaker", "Bag", "Ankle boot")
 DEFAULT_NUM_VAL = 5000
+# The largest IDX file read (decompressed): 20x the official training images (47 MB), so a
+# gzip bomb or a wrong file is refused before it fills the memory.
+MAX_BYTES = 1 << 30
 
 
 def load(config):
@@ -135,20 +138,25 @@ def _read_idx(path, magic, kind):
 
 
 def _read_bytes(path):
-    """The file's bytes, decompressed when its name ends in .gz."""
+    """The file's bytes, decompressed when its name ends in .gz; at most MAX_BYTES of them."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise UnreadableInput(f"{path}: cannot be read ({e.strerror or type(e).__name__})") from e
-    if not path.endswith(".gz"):
-        return data
-    try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        if path.endswith(".gz"):
+            with gzip.open(path, "rb") as f:
+                data = f.read(MAX_BYTES + 1)
+        else:
+            with open(path, "rb") as f:
+                data = f.read(MAX_BYTES + 1)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
         reason = (str(e).strip().splitlines() or [""])[0]
         raise UnreadableInput(f"{path}: not a complete gzip file ({type(e).__name__}"
                               f"{': ' + reason if reason else ''})") from e
+    except OSError as e:
+        raise UnreadableInput(f"{path}: cannot be read ({e.strerror or type(e).__name__})") from e
+    if len(data) > MAX_BYTES:
+        raise UnreadableInput(f"{path}: more than {MAX_BYTES} bytes"
+                              f"{' decompressed' if path.endswith('.gz') else ''}, too large "
+                              "for a Fashion-MNIST IDX file")
+    return data
 
 
 def _find(directory, name):
