@@ -10,8 +10,8 @@ Where the files come from, first found wins:
 Each file may be gzipped (`NAME.gz`) or not (`NAME`; preferred when both exist). The files are
 checked strictly before anything is trained: the IDX magic number (2051 for images, 2049 for
 labels), 28x28 images, a size that is exactly what the header promises (a truncated file or a
-truncated gzip stream is caught), labels 0-9 and as many labels as images; a damaged file is
-one line (UnreadableInput) naming it and what is wrong.
+truncated gzip stream is caught), labels 0-9, as many labels as images and at most MAX_BYTES
+(decompressed); a damaged file is one line (UnreadableInput) naming it and what is wrong.
 
 The labeled subset and the validation holdout (default 5,000) come from the 60,000 training
 images with --split_seed (`split_data.from_arrays`), the official 10,000 are the test set.
