@@ -74,8 +74,10 @@ def _fake_run(path, model="cnn", num_classes=10, input_shape=(16, 16, 1), weight
     os.makedirs(os.path.join(path, "model"))
     for name, content in (("config.json", {"model": model, "mlp_hidden": [8, 8]}),
                           ("dataset_info.json", {"num_classes": num_classes,
-                                                 "input_shape": list(input_shape)}),
-                          ("results.json", {})):
+                                                 "input_shape": list(input_shape),
+                                                 "class_names": list(map(str, range(num_classes))),
+                                                 "pixel_mean": None, "pixel_std": None}),
+                          ("results.json", {"test_accuracy": 0.5, "val_accuracy": 0.5})):
         with open(os.path.join(path, name), "w") as f:
             json.dump(content, f)
     with open(os.path.join(path, run_dir.SERVING_WEIGHTS), "wb") as f:
@@ -115,20 +117,65 @@ def test_weights_that_do_not_load_are_one_line(finished, tmp_path):
     with pytest.raises(ConfigError) as error:
         built(Config(**DATA, teacher_init=broken).validate())
     message = str(error.value)
-    assert message.startswith(f"--teacher_init={broken}: ") and "does not load" in message
-    assert "\n" not in message
+    weights = os.path.join(broken, run_dir.SERVING_WEIGHTS)
+    assert message.startswith(f"--teacher_init={broken}: {weights} ") and "\n" not in message
+
+
+def _run_command(finished, model_dir, *extra):
+    os.chdir(REPO)
+    return main_in_process(*(f"--{k}={v}" for k, v in DATA.items()), f"--teacher_init={finished}",
+                           f"--model_dir={model_dir}", *extra)
 
 
 def test_the_command_refuses_it_before_writing_anything(finished, tmp_path, capfd):
-    os.chdir(REPO)
     model_dir = tmp_path / "run"
-    status = main_in_process(*(f"--{k}={v}" for k, v in DATA.items()), "--image_size=12",
-                             f"--teacher_init={finished}", f"--model_dir={model_dir}")
+    status = _run_command(finished, model_dir, "--image_size=12")
     err = capfd.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1, err
     assert err[0] == (f"error: --teacher_init={finished} takes inputs of shape (16, 16, 1); "
                       "this run's data has (12, 12, 1)")
     assert not model_dir.exists()
+
+
+def _tree(path):
+    return {os.path.relpath(os.path.join(d, n), path): open(os.path.join(d, n), "rb").read()
+            for d, _, names in os.walk(path) for n in names}
+
+
+@pytest.mark.parametrize("damage", [
+    ("config.json", b"[]"), ("config.json", b'{"model": "cnn", "seed": 7}'),
+    ("dataset_info.json", b"null"), ("results.json", b"{}"),
+    (run_dir.SERVING_WEIGHTS, b"half"), ("mpl_tf_run.json", b"garbage"),
+])
+def test_a_damaged_run_is_refused_before_anything_is_written(finished, tmp_path, capfd, damage):
+    """Each file is checked as every command reads it back (the marker's sha256, its kind)."""
+    copy = str(tmp_path / "teacher")
+    shutil.copytree(finished, copy)
+    name, content = damage
+    with open(os.path.join(copy, name), "wb") as f:
+        f.write(content)
+    model_dir = tmp_path / "run"
+    status = _run_command(copy, model_dir)
+    err = capfd.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1, err
+    assert err[0].startswith(f"error: --teacher_init={copy}: ") and name.split("/")[-1] in err[0]
+    assert not model_dir.exists()
+
+
+@pytest.mark.parametrize("where", ["itself", "inside"])
+def test_the_run_directory_itself_is_refused_and_left_whole(finished, tmp_path, capfd, where):
+    """With --overwrite, a run that starts from its own directory would delete its teacher."""
+    model_dir = str(tmp_path / "run")
+    shutil.copytree(finished, model_dir if where == "itself" else os.path.join(model_dir, "t"))
+    teacher = model_dir if where == "itself" else os.path.join(model_dir, "t")
+    before = _tree(model_dir)
+    status = _run_command(teacher, model_dir, "--overwrite")
+    err = capfd.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1, err
+    assert err[0] == (f"error: --teacher_init={teacher} is --model_dir={model_dir} or inside it, "
+                      "which this run writes (and --overwrite empties); copy that run "
+                      "elsewhere first")
+    assert _tree(model_dir) == before
 
 
 def test_finetuning_and_resuming_do_not_need_it(finished, tmp_path):
