@@ -36,6 +36,9 @@ MAX_IMAGE_SIZE = 2048
 MAX_BATCH_SIZE = 2 ** 20
 MAX_UDA_RATIO = 1024
 MAX_MLP_WIDTH = 2 ** 16
+# RandAugment's levels are out of 10 (the released CIFAR recipe extrapolates to 16); at 100 a
+# rotation is 300 degrees and a translation ten times the image: nothing is left to learn.
+MAX_MAGNITUDE = 100.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,9 +162,10 @@ def _batch(default, help):
                 why="no batch this large fits in memory")
 
 
-def _float(default, help, low=0.0, high=None, low_open=False, high_open=False, off=None):
+def _float(default, help, low=0.0, high=None, low_open=False, high_open=False, off=None,
+           why=None):
     return _field(default, Spec("float", help, low=low, high=high, low_open=low_open,
-                                high_open=high_open, off=off))
+                                high_open=high_open, off=off, why=why))
 
 
 def _fraction(default, help, high_open=True):
@@ -250,7 +254,8 @@ class Config:
                           why="the paper's ratio is 7")
     augment_magnitude: float = _float(16.0, "RandAugment magnitude on the released code's scale "
                                       "(levels out of 10; 16 extrapolates, as released for "
-                                      "CIFAR).")
+                                      "CIFAR).", high=MAX_MAGNITUDE,
+                                      why="10 is the scale's full strength")
     cutout_size: int = _image_pixels(16, "Side of the cutout square in the strong view "
                                      "(at most the image's side); 0: none.")
     skip_corrupt_images: bool = _bool(False, "Skip unreadable image files (with a warning) "

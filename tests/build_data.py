@@ -166,8 +166,12 @@ class Recorder:
             self.read.setdefault(self.module, set()).add(relative)
 
 
+# Set by `bazel test` for a test and inherited by its children.
+BAZEL_VARIABLES = ("TEST_SRCDIR", "RUNFILES_DIR", "RUNFILES_MANIFEST_FILE")
+
+
 def _under_bazel():
-    return "TEST_SRCDIR" in os.environ or "RUNFILES_DIR" in os.environ
+    return any(name in os.environ for name in BAZEL_VARIABLES)
 
 
 RECORDER = Recorder()

@@ -243,6 +243,44 @@ def test_a_file_larger_than_any_idx_file_is_refused_before_it_is_read_whole(
                                 "too large for a Fashion-MNIST IDX file")
 
 
+def test_a_header_whose_size_overflows_64_bits_is_one_line(idx_dir):
+    directory, _ = idx_dir
+    path = os.path.join(directory, "t10k-images-idx3-ubyte")
+    os.remove(path + ".gz")
+    with open(path, "wb") as f:  # 4 x 2^31 x 2^31 bytes: 2^64, 0 in int64
+        f.write(b"".join(n.to_bytes(4, "big") for n in (2051, 4, 2 ** 31, 2 ** 31)))
+    with pytest.raises(UnreadableInput) as error:
+        sources.load(config(directory))
+    assert str(error.value) == (f"{path}: truncated: its header promises 4 images of "
+                                f"2147483648x2147483648 ({2 ** 64 + 16} bytes), it has 16 bytes")
+
+
+def test_training_files_in_place_of_the_test_files_are_refused(idx_dir):
+    directory, _ = idx_dir
+    for kind in ("images-idx3", "labels-idx1"):
+        os.replace(os.path.join(directory, f"train-{kind}-ubyte.gz"),
+                   os.path.join(directory, f"t10k-{kind}-ubyte.gz"))
+    write_idx_files(directory + "_train")  # the same training files again
+    for kind in ("images-idx3", "labels-idx1"):
+        os.replace(os.path.join(directory + "_train", f"train-{kind}-ubyte.gz"),
+                   os.path.join(directory, f"train-{kind}-ubyte.gz"))
+    with pytest.raises(UnreadableInput) as error:
+        sources.load(config(directory))
+    assert str(error.value) == (
+        f"--fashion_mnist_dir={directory}: the test images are the training images (the "
+        "t10k-images-idx3-ubyte file is a copy of train-images-idx3-ubyte); the test split "
+        "must be images of its own, Fashion-MNIST's t10k files")
+
+
+def test_image_size_is_bounded_before_the_files_are_read(tmp_path):
+    # no files at all: the bound comes first, so nothing is read or resized
+    with pytest.raises(ConfigError) as error:
+        sources.load(config(str(tmp_path), image_size=225))
+    assert str(error.value) == ("--image_size=225 is above its limit of 224: 8x the 28-pixel "
+                                "side of Fashion-MNIST's images; upsampling further adds no "
+                                "detail, only memory and time")
+
+
 def test_a_missing_file_or_directory_is_one_line(tmp_path, idx_dir):
     directory, _ = idx_dir
     os.remove(os.path.join(directory, "t10k-images-idx3-ubyte.gz"))

@@ -24,6 +24,7 @@ def test_pairs_parse(text, pairs):
     ("0-6,", "must be comma-separated class pairs like 0-6,2-4 (got '')"),
     ("-1-2", "must be comma-separated class pairs like 0-6,2-4 (got '-1-2')"),
     ("0-6-2", "must be comma-separated class pairs like 0-6,2-4 (got '0-6-2')"),
+    ("\u0661-\u0667", "must be comma-separated class pairs like 0-6,2-4 (got '\u0661-\u0667')"),
     ("3-3", ": 3-3 swaps a class with itself"),
     ("0-6,6-2", ": class 6 is in two pairs"),
 ])

@@ -20,6 +20,7 @@ garment). Every source gives the same arrays in the same order (TFDS reads the s
 """
 
 import gzip
+import math
 import os
 import zlib
 
@@ -44,12 +45,13 @@ MAX_BYTES = 1 << 30
 
 def load(config):
     """SplitData of Fashion-MNIST: labeled and validation cut from the training split."""
-    from mpl_tf.data import split_data
+    from mpl_tf.data import bounds, split_data
 
+    bounds.check_image_size(config, SIZE, "Fashion-MNIST's images")
     train, test = read(config)
     if config.image_size and config.image_size != SIZE:
-        train, test = ((np.round(split_data.resize(images, config.image_size)).astype(np.uint8),
-                        labels) for images, labels in (train, test))
+        train, test = ((split_data.resize(images, config.image_size, dtype=np.uint8), labels)
+                       for images, labels in (train, test))
     return split_data.from_arrays(
         NAME, config, train, test, num_classes=len(CLASS_NAMES),
         default_num_val=DEFAULT_NUM_VAL, view="flip_pad_crop", class_names=CLASS_NAMES)
@@ -85,6 +87,11 @@ def read_directory(directory, where):
             raise UnreadableInput(f"{paths[1]} has {len(labels)} labels but {paths[0]} has "
                                   f"{len(images)} images; they must pair up one to one")
         splits.append((images, labels))
+    (train, _), (test, _) = splits
+    if train.shape == test.shape and np.array_equal(train, test):
+        raise UnreadableInput(f"{where}: the test images are the training images (the "
+                              f"{FILES['test'][0]} file is a copy of {FILES['train'][0]}); "
+                              "the test split must be images of its own, Fashion-MNIST's t10k files")
     return tuple(splits)
 
 
@@ -125,7 +132,7 @@ def _read_idx(path, magic, kind):
     dims = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
     if not dims[0]:
         raise UnreadableInput(f"{path}: its header says it holds no {kind}")
-    expected = header + int(np.prod(dims, dtype=np.int64))
+    expected = header + math.prod(dims)  # Python's ints: a forged header cannot overflow
     shape = "x".join(map(str, dims[1:]))
     promised = f"{dims[0]} {kind}" + (f" of {shape}" if shape else "")
     if len(data) < expected:

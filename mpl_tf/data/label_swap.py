@@ -16,7 +16,7 @@ import numpy as np
 
 from mpl_tf.errors import ConfigError
 
-_PAIR = re.compile(r"^(\d+)-(\d+)$")
+_PAIR = re.compile(r"^([0-9]+)-([0-9]+)$")
 
 
 def parse(text):

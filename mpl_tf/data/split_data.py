@@ -136,8 +136,12 @@ def pixel_stats(arrays, chunk=4096):
             tuple(float(s) if s > 1e-3 else 1.0 for s in std))
 
 
-def resize(images, size, chunk=2048):
-    """uint8 or float NHWC images resized to size x size (antialiased), float32 0-255."""
-    out = [tf.image.resize(tf.cast(images[i:i + chunk], tf.float32), (size, size),
-                           antialias=True).numpy() for i in range(0, len(images), chunk)]
-    return np.clip(np.concatenate(out), 0.0, 255.0).astype(np.float32)
+def resize(images, size, chunk=2048, dtype=np.float32):
+    """uint8 or float NHWC images resized to size x size (antialiased), 0-255 as `dtype`
+    (uint8: rounded chunk by chunk, so a whole split is never held as float32)."""
+    out = []
+    for i in range(0, len(images), chunk):
+        part = np.clip(tf.image.resize(tf.cast(images[i:i + chunk], tf.float32), (size, size),
+                                       antialias=True).numpy(), 0.0, 255.0)
+        out.append((np.round(part) if dtype == np.uint8 else part).astype(dtype))
+    return np.concatenate(out)

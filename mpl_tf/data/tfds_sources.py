@@ -158,5 +158,5 @@ def _arrays(builder, split, size):
         labels.append(batch[1].astype(np.int32))
     images = np.concatenate(images)
     if size and size != images.shape[1]:
-        images = np.round(split_data.resize(images, size)).astype(np.uint8)
+        images = split_data.resize(images, size, dtype=np.uint8)
     return images, np.concatenate(labels)

@@ -55,7 +55,7 @@ def _repair_state(directory):
 def steps_present(directory):
     """Steps of the checkpoints in `directory` (those with an index file), oldest first."""
     names = os.listdir(directory) if os.path.isdir(directory) else []
-    matches = (re.fullmatch(r"ckpt-(\d+)\.index", name) for name in names)
+    matches = (re.fullmatch(r"ckpt-([0-9]+)\.index", name) for name in names)
     return sorted(int(match.group(1)) for match in matches if match)
 
 

@@ -86,5 +86,5 @@ def selection_path(directory, step):
 def _selection_steps(directory):
     """Steps of the selection states saved in `directory`."""
     names = os.listdir(directory) if os.path.isdir(directory) else []
-    matches = (re.fullmatch(r"selection-(\d+)\.npz", name) for name in names)
+    matches = (re.fullmatch(r"selection-([0-9]+)\.npz", name) for name in names)
     return [int(match.group(1)) for match in matches if match]
