@@ -3,17 +3,21 @@ mean ± std, write JSON and Markdown.
 
 Every run starts from the recipe flagfile plus any recipe flag given on the command line; a
 variant changes only the flags it names. Seed s sets both the initialisation and the labeled
-subset (split_seed = s).
+subset (split_seed = s). Every table's command line is `main`: a bad flag, seed, output path or
+recorded JSON is one line on stderr and exit status 2 before anything is trained or written.
 """
 
+import dataclasses
 import json
 import os
+import sys
 
 import numpy as np
 from absl import flags
 
 from mpl_tf import cli
 from mpl_tf import config as config_lib
+from mpl_tf import errors
 from mpl_tf import method as methods
 from mpl_tf.durable import files
 from mpl_tf.durable import run_dir
@@ -35,10 +39,90 @@ flags.DEFINE_string("out", None, "Output path without extension (.json, .md are 
 flags.DEFINE_string("runs_dir", None, "Where the runs' model dirs go.")
 
 
-def parse_flags(argv, recipe):
-    """Parses the recipe flagfile, then the command line (which overrides it)."""
-    flags.FLAGS([argv[0], f"--flagfile={recipe}", *argv[1:]])
-    return config_lib.Config.from_flags(), [int(s) for s in flags.FLAGS.seeds.split()]
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """What a table's command line asks for, checked by `main`: the recipe's config with the
+    command line's flags (`base`), the seeds, the output path without extension and the
+    runs' directory."""
+
+    base: config_lib.Config
+    seeds: tuple
+    out: str
+    runs_dir: str
+
+    def check(self, variants):
+        """Raises ConfigError for the first (variant, seed) whose config cannot run, so a bad
+        combination of flags stops the table before its first run, not after hours of them."""
+        for name, overrides in variants:
+            for seed in self.seeds:
+                try:
+                    self.base.replace(seed=seed, split_seed=seed, **overrides).validate()
+                except errors.ConfigError as e:
+                    raise errors.ConfigError(f"{e} (in the row {name!r}, seed {seed})") from None
+
+
+def main(run, recipe, out, runs_dir, doc, **base_overrides):
+    """Every table's `if __name__ == "__main__"`: parses the recipe flagfile, then the command
+    line (which overrides it), checks the seeds, --out and --runs_dir (`table_from_flags`),
+    then calls `run(table)` and exits. A bad flag or input, there or in `run`, is one line
+    on stderr and exit status 2 (`cli.run`, as for `python -m mpl_tf.main`), so each check
+    that comes before the first write leaves every file as it was. `base_overrides` are the
+    table's own settings over the recipe (e.g. select_on_val)."""
+
+    def start(flag_values):
+        run(table_from_flags(flag_values, out, runs_dir, base_overrides))
+        return 0
+
+    sys.exit(cli.run(start, flags.FLAGS, sys.argv, doc,
+                     expand=lambda args: [args[0], f"--flagfile={recipe}", *args[1:]]))
+
+
+def table_from_flags(flag_values, out, runs_dir, base_overrides):
+    """The checked Table of the parsed flags; `out` and `runs_dir` are the defaults of --out
+    and --runs_dir."""
+    seeds = parse_seeds(flag_values.seeds)
+    base = config_lib.Config.from_flags(flag_values).replace(**base_overrides)
+    for seed in seeds:  # the seed flags' own range, and every other flag, named as given
+        base.replace(seed=seed, split_seed=seed).validate()
+    out = os.path.expanduser(flag_values.out or out)
+    runs_dir = os.path.expanduser(flag_values.runs_dir or runs_dir)
+    check_out(out)
+    why = config_lib.not_a_directory(runs_dir)
+    if why:
+        raise errors.ConfigError(f"--runs_dir={runs_dir} {why}; pick another --runs_dir")
+    return Table(base, seeds, out, runs_dir)
+
+
+def parse_seeds(text, flag="seeds"):
+    """The seeds of `text` ("0 1 2"), distinct non-negative integers in the order given;
+    ConfigError for an empty list, a word that is not one, or a seed given twice."""
+    words = text.split()
+    if not words:
+        raise errors.ConfigError(f"--{flag} is empty: give at least one seed, e.g. "
+                                 f'--{flag}="0 1 2"')
+    bad = [w for w in words if not (w.isascii() and w.isdigit())]
+    if bad:
+        raise errors.ConfigError(f"--{flag}={text}: {bad[0]!r} is not a seed (seeds are "
+                                 "non-negative integers, space separated)")
+    seeds = tuple(int(w) for w in words)
+    twice = sorted({s for s in seeds if seeds.count(s) > 1})
+    if twice:
+        raise errors.ConfigError(f"--{flag}={text}: seed {twice[0]} is given twice")
+    return seeds
+
+
+def check_out(out):
+    """Raises ConfigError unless OUT.json and OUT.md can be written where --out says (its
+    directory is or can be made one, and neither name is a directory), so a table whose
+    output cannot be written fails before its runs, not after them."""
+    directory = os.path.dirname(os.path.abspath(out))
+    why = config_lib.not_a_directory(directory)
+    if why:
+        raise errors.ConfigError(f"--out={out}: its directory {directory} {why} (--out is a "
+                                 "path without extension; OUT.json and OUT.md are written)")
+    for path in (out + ".json", out + ".md"):
+        if os.path.isdir(path):
+            raise errors.ConfigError(f"--out={out}: {path} is a directory; pick another --out")
 
 
 def run_variants(base, variants, seeds, runs_dir):
@@ -136,10 +220,43 @@ def run_recorded(base, variants, seeds, runs_dir, recorded, on_run, measure=None
 
 
 def read_recorded(path):
-    """The "runs" of a table's JSON at `path` ([] when there is none yet)."""
+    """The "runs" of a table's JSON at `path` ([] when there is none yet), each a dict with a
+    str "variant", an int "seed", a dict "config" and a numeric "test_accuracy" and
+    "wall_seconds" (what the tables read of it). A file of any other shape is a DamagedFile
+    naming it, before anything is trained, since the table would overwrite it."""
     if not os.path.exists(path):
         return []
-    return run_dir.read_json(path).get("runs", [])
+    return files.read_json(path, _recorded_problem, "move it aside to start the table anew, or "
+                           "restore the committed one from git")["runs"]
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# What every recorded run must hold: (key, what it is, whether a value is that).
+RECORD_FIELDS = (("variant", "a string", lambda v: isinstance(v, str)),
+                 ("seed", "a non-negative integer",
+                  lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+                 ("config", "a JSON object", lambda v: isinstance(v, dict)),
+                 ("test_accuracy", "a number", _is_number),
+                 ("wall_seconds", "a number", _is_number))
+
+
+def _recorded_problem(value):
+    """Why `value` is not a table's JSON (see `read_recorded`), or None."""
+    if not isinstance(value, dict):
+        return "not a JSON object"
+    runs = value.get("runs")
+    if not isinstance(runs, list):
+        return '"runs" is not a list'
+    for i, record in enumerate(runs):
+        if not isinstance(record, dict):
+            return f'"runs"[{i}] is not a JSON object'
+        for key, kind, accepts in RECORD_FIELDS:
+            if key not in record or not accepts(record[key]):
+                return f'"runs"[{i}] has no {key!r} that is {kind}'
+    return None
 
 
 def _commit():
@@ -206,9 +323,10 @@ def percent(values):
 
 
 def write(out, payload, markdown, show=True):
+    """Writes OUT.json and OUT.md, each whole or not at all (a table stopped while writing
+    keeps its previous files), and prints the Markdown if `show`."""
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     files.write_json(out + ".json", payload)
-    with open(out + ".md", "w") as f:
-        f.write(markdown)
+    files.write_text(out + ".md", markdown)
     if show:
         print(markdown)

@@ -8,14 +8,13 @@ network); the test split is only reported. Paired differences compare runs of th
 (same labeled subset, same initialisation).
 """
 
-import sys
-
 import numpy as np
-from absl import flags
 
 from benchmarks import ablation
 
 RECIPE = "flags/digits.cfg"
+OUT = "benchmarks/results/digits_ablation"
+RUNS = "benchmarks/runs/digits_ablation"
 # The controls, the recipe and the recipe before the common-random-number fix first: the
 # comparisons that matter most come first when the table is run in parts (it resumes).
 VARIANTS = ablation.METHOD_VARIANTS[:2] + (
@@ -33,11 +32,10 @@ PAIRS = (("MPL, taylor feedback (recipe)", "UDA (teacher objective alone)"),
          ("UDA (teacher objective alone)", "supervised"))
 
 
-def main(argv):
-    base, seeds = ablation.parse_flags(argv, RECIPE)
-    base = base.replace(select_on_val=True)
-    out = flags.FLAGS.out or "benchmarks/results/digits_ablation"
-    runs_dir = flags.FLAGS.runs_dir or "benchmarks/runs/digits_ablation"
+def run(asked):
+    """Trains every variant for the seeds `asked` (an `ablation.Table`), then writes the table."""
+    base, seeds, out, runs_dir = asked.base, asked.seeds, asked.out, asked.runs_dir
+    asked.check(VARIANTS)
     results = ablation.run_variants(base, VARIANTS, seeds, runs_dir)
     rows = [_row(name, overrides, results[name]) for name, overrides in VARIANTS]
     pairs = [_pair(a, b, results) for a, b in PAIRS]
@@ -83,4 +81,4 @@ def _markdown(rows, pairs, seeds):
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    ablation.main(run, RECIPE, OUT, RUNS, __doc__, select_on_val=True)

@@ -20,14 +20,14 @@ to git goes on in a fresh checkout (see `ablation.run_recorded`). Runs go seed b
 partial table has every row at its first seeds.
 """
 
-import sys
-
 from absl import flags
 
 from benchmarks import ablation
+from mpl_tf import errors
 
 RECIPE = "flags/fashion_mnist.cfg"
 OUT = "benchmarks/results/fashion_mnist_ablation"
+RUNS = "benchmarks/runs/fashion_mnist_ablation"
 NO_UDA = dict(uda_weight=0.0)
 DISTIL_SUPERVISED = "MPL, feedback off, no UDA (student distils the supervised teacher)"
 TAYLOR_NO_UDA = "MPL, taylor feedback, no UDA"
@@ -62,12 +62,12 @@ ACCURACIES = ("test_accuracy_before_finetune", "test_accuracy", "val_accuracy_be
               "teacher_test_accuracy")
 
 
-def main(argv):
-    base, seeds = ablation.parse_flags(argv, RECIPE)
-    base = base.replace(select_on_val=True)
-    out = flags.FLAGS.out or OUT
-    runs_dir = flags.FLAGS.runs_dir or "benchmarks/runs/fashion_mnist_ablation"
+def run(asked):
+    """Trains the variants --only names (all by default) for the seeds `asked` (an
+    `ablation.Table`), reusing recorded runs, and writes the table after every run."""
+    base, seeds, out, runs_dir = asked.base, asked.seeds, asked.out, asked.runs_dir
     variants = _chosen(flags.FLAGS.only)
+    asked.check(variants)
     skipped = {name: ablation.unavailable(o) for name, o in VARIANTS if ablation.unavailable(o)}
     # every recorded run still of this recipe stays in the JSON, whatever seeds are asked now
     kept = {(r["variant"], r["seed"]): r for r in ablation.read_recorded(out + ".json")
@@ -93,8 +93,8 @@ def _chosen(only):
     slugs = {ablation.slug(name): (name, overrides) for name, overrides in VARIANTS}
     unknown = [s for s in only.split(",") if s not in slugs]
     if unknown:
-        raise SystemExit(f"error: --only={only}: no variant {', '.join(unknown)}; valid: "
-                         f"{', '.join(slugs)}")
+        raise errors.ConfigError(f"--only={only}: no variant {', '.join(unknown)}; valid: "
+                                 f"{', '.join(slugs)}")
     return [slugs[s] for s in only.split(",")]
 
 
@@ -193,4 +193,4 @@ def markdown(rows, pairs, seeds):
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    ablation.main(run, RECIPE, OUT, RUNS, __doc__, select_on_val=True)

@@ -25,15 +25,17 @@ arm of their seed is still to run.
 """
 
 import os
-import sys
 
 import numpy as np
 from absl import flags
 
 from benchmarks import ablation
+from mpl_tf.data import fashion_mnist, label_swap
+from mpl_tf.errors import ConfigError
 
 RECIPE = "flags/fashion_mnist.cfg"
 OUT = "benchmarks/results/fashion_mnist_feedback_test"
+RUNS = "benchmarks/runs/fashion_mnist_feedback"
 PRETRAIN = "pretrained on swapped labels"
 ALONE = dict(teacher_supervised_weight=0.0, uda_weight=0.0, finetune_steps=0)
 ARMS = (
@@ -50,43 +52,75 @@ ARMS = (
 flags.DEFINE_string("swap", "1-7,3-8", "The class pairs the pretrained teacher has swapped.")
 
 
-def main(argv):
-    base, seeds = ablation.parse_flags(argv, RECIPE)
-    base = base.replace(select_on_val=False)  # the dynamics, not a selected epoch
-    out = flags.FLAGS.out or OUT
-    runs_dir = os.path.abspath(flags.FLAGS.runs_dir or "benchmarks/runs/fashion_mnist_feedback")
-    pretrain = (PRETRAIN, dict(method="supervised", swap_label_pairs=flags.FLAGS.swap,
-                               finetune_steps=0))
-    recorded = ablation.read_recorded(out + ".json")
-    kept = {}  # (variant, seed): record, of this recipe and this seed's pretraining
+def run(asked):
+    """Trains, for the seeds `asked` (an `ablation.Table`), the pretrained network and the arms
+    not recorded yet, and writes the table after every run; the recorded runs of other seeds
+    stay in the JSON."""
+    base, runs_dir = asked.base, os.path.abspath(asked.runs_dir)
+    _check_swap(flags.FLAGS.swap, base.dataset)
+    pretrain = _pretrain()
+    # the arms of every seed differ only in their teacher_init's name: one seed's stand for all
+    asked.check([pretrain, *_arms(runs_dir, asked.seeds[0])])
+    kept = recorded_runs(ablation.read_recorded(asked.out + ".json"), base, runs_dir)
     runs = {}
 
-    def write(new_runs):
+    def write(new_runs, show=False):
         runs.update({(r["variant"], r["seed"]): r for r in new_runs})
-        merged = {**kept, **runs}
-        table(out, seeds, merged)
+        table(asked.out, asked.seeds, {**kept, **runs}, show=show)
 
-    for seed in seeds:
-        teacher = os.path.join(runs_dir, f"{ablation.slug(PRETRAIN)}_seed{seed}")
-        arms = [(name, dict(overrides, teacher_init=teacher)) for name, overrides in ARMS]
-        config = _config(base, seed, pretrain[1])
-        first = next((r for r in recorded if r["variant"] == PRETRAIN and r["seed"] == seed
-                      and ablation.same_run(r["config"], config)), None)
-        if first is not None:
-            kept[(PRETRAIN, seed)] = first
-            kept.update({(r["variant"], seed): r for r in recorded if r["seed"] == seed
-                         and r["variant"] != PRETRAIN and _current(r, base, seed, arms)})
-        waiting = [arm for arm in arms if (arm[0], seed) not in kept]
+    for seed in asked.seeds:
+        waiting = [arm for arm in _arms(runs_dir, seed) if (arm[0], seed) not in kept]
         if not waiting:
             continue
         # the arms need the pretrained network itself: read back when it is in runs_dir with
         # this config, else (a fresh checkout, another recipe) trained
+        first = kept.get((PRETRAIN, seed))
         ablation.run_variants(base, [pretrain], [seed], runs_dir)
         ablation.run_recorded(base, [pretrain], [seed], runs_dir, [first] if first else [],
                               write, measure=_measure_pretrained)
         ablation.run_recorded(base, waiting, [seed], runs_dir, [], write, measure=_measure)
-    write([])
-    print(open(out + ".md").read())
+    write([], show=True)
+
+
+def _check_swap(swap, dataset):
+    """Raises ConfigError unless --swap names class pairs (of Fashion-MNIST's classes, when
+    that is the dataset), before any run directory is made for a pretraining that would fail."""
+    pairs = label_swap.parse(swap, name="swap")
+    if not pairs:
+        raise ConfigError(f"--swap is empty: the test needs a teacher wrong on some classes; "
+                          f"give class pairs, e.g. --swap={flags.FLAGS['swap'].default}")
+    if dataset == fashion_mnist.NAME:
+        label_swap.check_classes(pairs, len(fashion_mnist.CLASS_NAMES), dataset,
+                                 f"--swap={swap}")
+
+
+def _pretrain():
+    """(name, overrides) of the pretraining: supervised on the labels --swap swaps."""
+    return (PRETRAIN, dict(method="supervised", swap_label_pairs=flags.FLAGS.swap,
+                           finetune_steps=0))
+
+
+def _arms(runs_dir, seed):
+    """The arms of `seed`, each starting its teacher from that seed's pretrained network."""
+    teacher = os.path.join(runs_dir, f"{ablation.slug(PRETRAIN)}_seed{seed}")
+    return [(name, dict(overrides, teacher_init=teacher)) for name, overrides in ARMS]
+
+
+def recorded_runs(recorded, base, runs_dir):
+    """{(variant, seed): record} of the `recorded` runs this recipe would train now, of every
+    seed recorded (not only those asked now, so a table run for some seeds keeps the others):
+    a seed's pretraining if its config matches, and then that seed's arms that match."""
+    kept = {}
+    for seed in sorted({r["seed"] for r in recorded}):
+        config = _config(base, seed, _pretrain()[1])
+        first = next((r for r in recorded if r["variant"] == PRETRAIN and r["seed"] == seed
+                      and ablation.same_run(r["config"], config)), None)
+        if first is not None:
+            kept[(PRETRAIN, seed)] = first
+            arms = _arms(runs_dir, seed)
+            kept.update({(r["variant"], seed): r for r in recorded if r["seed"] == seed
+                         and r["variant"] != PRETRAIN and _current(r, base, seed, arms)})
+    return kept
 
 
 def _config(base, seed, overrides):
@@ -158,14 +192,16 @@ def _class_accuracies(network, data, swap):
             "called_partner": float(np.mean(predictions[swapped] == partner[truth][swapped]))}
 
 
-def table(out, seeds, merged):
+def table(out, seeds, merged, show=False):
+    """Writes OUT.json (the rows of `seeds`, and every run of `merged`: {(variant, seed):
+    record}, whatever its seed) and OUT.md."""
     rows = []
     for name in [PRETRAIN] + [n for n, _ in ARMS]:
         records = [merged[(name, s)] for s in seeds if (name, s) in merged]
         rows.append(_row(name, records))
     payload = {"recipe": RECIPE, "seeds": seeds, "swap_label_pairs": flags.FLAGS.swap,
                "rows": rows, "runs": list(merged.values())}
-    ablation.write(out, payload, _markdown(rows, seeds), show=False)
+    ablation.write(out, payload, _markdown(rows, seeds), show=show)
 
 
 def _row(name, records):
@@ -216,4 +252,5 @@ def _markdown(rows, seeds):
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    # select_on_val off: the test is about the dynamics, not a selected epoch
+    ablation.main(run, RECIPE, OUT, RUNS, __doc__, select_on_val=False)

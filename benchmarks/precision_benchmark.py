@@ -21,15 +21,19 @@ import sys
 import time
 
 import numpy as np
-import tensorflow as tf
 from absl import flags
 
 from benchmarks import ablation
-from mpl_tf import cli
-from mpl_tf.run import loop
-from mpl_tf.durable import run_dir
-from mpl_tf.method.build import build_model
-from mpl_tf.data import pipeline, sources
+from mpl_tf.durable import quiet
+
+# First, with its start-up notices off stderr, so a bad flag is one line there.
+tf = quiet.import_tensorflow()
+
+from mpl_tf import cli  # noqa: E402
+from mpl_tf.run import loop  # noqa: E402
+from mpl_tf.durable import run_dir  # noqa: E402
+from mpl_tf.method.build import build_model  # noqa: E402
+from mpl_tf.data import pipeline, sources  # noqa: E402
 
 RECIPE = "flags/digits.cfg"
 
@@ -43,26 +47,26 @@ flags.DEFINE_string("accuracy_seeds", "", "Seeds of the float32-vs-bfloat16 accu
                     "(space separated; empty: speed only).")
 
 
-def main(argv):
-    base, _ = ablation.parse_flags(argv, RECIPE)
-    cfg = flags.FLAGS
-    out = cfg.out or "benchmarks/results/precision_benchmark"
+def run(asked):
+    """Measures the speed, and the accuracy of the --accuracy_seeds (none by default), of the
+    recipe as `asked` (an `ablation.Table`; its --seeds are not used); writes the table."""
+    base, cfg = asked.base, flags.FLAGS
+    seeds = ablation.parse_seeds(cfg.accuracy_seeds, "accuracy_seeds") \
+        if cfg.accuracy_seeds.strip() else ()
     started = time.time()
     data = sources.load(base)
     load_before = os.getloadavg()
     speed = measure_speed(base, data, cfg)
     results = {"command": shlex.join(["python", "-m", "benchmarks.precision_benchmark",
-                                      *argv[1:]]),
+                                      *sys.argv[1:]]),
                "recipe": RECIPE, "cpu": run_dir.cpu_model(), "tensorflow": tf.__version__,
                "load_average_before": load_before, "load_average_after": os.getloadavg(),
                "rounds": cfg.rounds, "steps_per_round": cfg.steps_per_round,
                "warmup_steps": cfg.warmup_steps, "speed": speed}
-    seeds = [int(s) for s in cfg.accuracy_seeds.split()]
     if seeds:
-        results["accuracy"] = measure_accuracy(base, seeds, cfg.runs_dir
-                                               or "benchmarks/runs/precision_benchmark")
+        results["accuracy"] = measure_accuracy(base, list(seeds), asked.runs_dir)
     results["wall_seconds"] = round(time.time() - started, 1)
-    ablation.write(out, results, markdown(results))
+    ablation.write(asked.out, results, markdown(results))
 
 
 # --- speed -------------------------------------------------------------------------------------
@@ -189,4 +193,5 @@ def markdown(results):
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    ablation.main(run, RECIPE, "benchmarks/results/precision_benchmark",
+                  "benchmarks/runs/precision_benchmark", __doc__)

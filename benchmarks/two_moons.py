@@ -8,14 +8,14 @@ how variants and seeds are run.
 
 import os
 import shutil
-import sys
 
 import numpy as np
-from absl import flags
 
 from benchmarks import ablation
 
 RECIPE = "flags/two_moons.cfg"
+OUT = "benchmarks/results/two_moons"
+RUNS = "benchmarks/runs/two_moons"
 
 # (name, flag overrides): each a change from the recipe (MPL, sampled labels, taylor, baseline
 # 0.99, UDA teacher, 12 labels).
@@ -26,10 +26,11 @@ VARIANTS = ablation.METHOD_VARIANTS + (
 )
 
 
-def main(argv):
-    base, seeds = ablation.parse_flags(argv, RECIPE)
-    out = flags.FLAGS.out or "benchmarks/results/two_moons"
-    runs_dir = flags.FLAGS.runs_dir or "benchmarks/runs/two_moons"
+def run(asked):
+    """Trains every variant for the seeds `asked` (an `ablation.Table`), then writes the table
+    and the recipe's seed-0 decision boundary."""
+    base, seeds, out, runs_dir = asked.base, asked.seeds, asked.out, asked.runs_dir
+    asked.check(VARIANTS)
     results = ablation.run_variants(base, VARIANTS, seeds, runs_dir)
     rows = [_row(name, overrides, results[name]) for name, overrides in VARIANTS]
     ablation.write(out, {"recipe": RECIPE, "seeds": seeds, "rows": rows,
@@ -63,4 +64,4 @@ def _markdown(rows, seeds):
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    ablation.main(run, RECIPE, OUT, RUNS, __doc__)

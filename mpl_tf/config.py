@@ -80,7 +80,7 @@ class Spec:
             return self._bounds_text(value) + (f" (or {self.off:g}: off)" if self.off is not None
                                                else "")
         if self.kind == "path" and value:
-            return _not_a_directory(value)
+            return not_a_directory(value)
         return None
 
     def _has_type(self, value):
@@ -113,7 +113,7 @@ _KIND_NAMES = {"str": "a string", "path": "a directory path", "enum": "a string"
                "ints": "comma-separated integers"}
 
 
-def _not_a_directory(path):
+def not_a_directory(path):
     """Why `path` can never be a directory (it is a file, or lies under one), or None."""
     if os.path.exists(path):
         return None if os.path.isdir(path) else "is a file, not a directory"

@@ -19,12 +19,13 @@ from mpl_tf.errors import ConfigError
 _PAIR = re.compile(r"^([0-9]+)-([0-9]+)$")
 
 
-def parse(text):
+def parse(text, name="swap_label_pairs"):
     """((a, b), ...) from "a-b,c-d"; () for None or ""; ConfigError unless every pair is two
-    different classes and no class is in two pairs."""
+    different classes and no class is in two pairs. `name` is the flag the errors name (the
+    feedback test takes the pairs as its own --swap)."""
     if not text:
         return ()
-    flag = f"--swap_label_pairs={text}"
+    flag = f"--{name}={text}"
     pairs, seen = [], set()
     for part in text.split(","):
         match = _PAIR.match(part.strip())
@@ -50,16 +51,22 @@ def mapping(pairs, num_classes):
     return table
 
 
+def check_classes(pairs, num_classes, dataset, flag):
+    """Raises ConfigError unless every class of `pairs` is one of `dataset`'s `num_classes`;
+    apart from `apply`, so a caller that knows the count can check before loading anything."""
+    largest = max((max(pair) for pair in pairs), default=-1)
+    if largest >= num_classes:
+        raise ConfigError(f"{flag}: class {largest} does not exist (--dataset={dataset} "
+                          f"has classes 0-{num_classes - 1})")
+
+
 def apply(config, data):
     """`data` (SplitData) with its labeled labels swapped as --swap_label_pairs says."""
     pairs = parse(getattr(config, "swap_label_pairs", None))
     if not pairs:
         return data
     flag = f"--swap_label_pairs={config.swap_label_pairs}"
-    largest = max(max(pair) for pair in pairs)
-    if largest >= data.num_classes:
-        raise ConfigError(f"{flag}: class {largest} does not exist (--dataset={config.dataset} "
-                          f"has classes 0-{data.num_classes - 1})")
+    check_classes(pairs, data.num_classes, config.dataset, flag)
     if data.labeled_images is None or (data.streams and "labeled" in data.streams):
         raise ConfigError(f"{flag} needs a labeled set held in memory; --dataset="
                           f"{config.dataset} streams it")
