@@ -152,9 +152,11 @@ def run_variants(base, variants, seeds, runs_dir):
     return results
 
 
-# Config fields that say where things are, not what is trained: a recorded run matches
-# whatever they were.
-LOCATION_FIELDS = ("model_dir", "data_dir", "manual_dir", "cache_dir", "fashion_mnist_dir")
+# Config fields that say where things are (its paths), not what is trained: a recorded run
+# matches whatever they were, so a table continues in another checkout. --teacher_init too:
+# the feedback test matches the record of the pretrained run it names, seed by seed.
+LOCATION_FIELDS = tuple(field.name for field in dataclasses.fields(config_lib.Config)
+                        if field.metadata["spec"].kind == "path")
 
 
 def same_run(recorded, config):

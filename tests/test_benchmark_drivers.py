@@ -197,3 +197,19 @@ def test_markdown_is_written_whole_or_not_at_all(results):
         ablation.write(str(out), {"runs": []}, "| \ud800 |\n", show=False)
     assert out.with_suffix(".md").read_text() == RESULTS_MD
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_a_recorded_run_matches_wherever_its_paths_were():
+    """A table continues in another checkout: the Config's path fields (--teacher_init among
+    them) are not what a run trained, every other field is."""
+    code = """if True:
+        from benchmarks import ablation
+        from mpl_tf.config import Config
+        here = Config(teacher_init="/a/runs/pre", model_dir="/a/runs/x", data_dir="/a/d")
+        there = json.loads(here.replace(teacher_init="/b/runs/pre", model_dir="/b/x",
+                                        data_dir=None).to_json())
+        print(ablation.same_run(there, here), ablation.same_run(there, here.replace(seed=1)))
+    """
+    done = subprocess.run([sys.executable, "-c", "import json\n" + code], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.stdout.split() == ["True", "False"], done.stderr
