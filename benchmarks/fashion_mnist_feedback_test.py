@@ -12,7 +12,7 @@ teacher from it (--teacher_init) with no supervised and no UDA term (--teacher_s
 teacher's pseudo labels and is measured on the true labeled set, so a working feedback should
 lower the teacher's probability of the swapped labels and raise its accuracy on those classes.
 Arms: the teacher frozen (--teacher_lr=0, the baseline), taylor feedback at weights 1, 10 and
-100, the exact feedback (soft labels) and taylor at weight 100 with the sign flipped
+100, the exact feedback (soft labels) and taylor at weights 10 and 100 with the sign flipped
 (--feedback_sign=released, which should make it worse, if anything).
 
 Measured: the teacher's accuracy on the test images of the swapped classes and of the others,
@@ -45,6 +45,8 @@ ARMS = (
     ("taylor, weight 100", dict(feedback_weight=100.0, **ALONE)),
     ("exact (soft labels), weight 1", dict(feedback="exact", label_type="soft",
                                            feedback_baseline_decay=0.0, **ALONE)),
+    ("taylor, weight 10, sign flipped", dict(feedback_weight=10.0, feedback_sign="released",
+                                             **ALONE)),
     ("taylor, weight 100, sign flipped", dict(feedback_weight=100.0, feedback_sign="released",
                                               **ALONE)),
 )
