@@ -182,6 +182,8 @@ def _evaluate(values):
                           "--saved_model (an exported DIR/export/saved_model)")
     if values.model_dir:
         export.check_finished(values.model_dir)
+    if values.output:
+        _check_output(values.output)
     run = run_directory(values)
     report = evaluate(_config(values, run), values.split, values.model_dir, values.saved_model,
                       run)
@@ -193,6 +195,25 @@ def _evaluate(values):
                                    ) from None
     print(json.dumps(report, indent=2, sort_keys=True))
     return 0
+
+
+# The keys of every report evaluate writes: an existing --output is replaced only if it has them.
+REPORT_KEYS = ("dataset", "split", "model", "top_k", "top1_accuracy", "top5_accuracy")
+
+
+def _check_output(output):
+    """Raises ConfigError (before evaluating) if `output` exists and is not a report evaluate
+    wrote: another file, or a run's results.json, is never replaced."""
+    if not os.path.lexists(output) or os.path.isdir(output):  # a directory: the write says so
+        return
+    try:
+        with open(output) as f:
+            existing = json.load(f)
+    except (OSError, ValueError):
+        existing = None
+    if not (isinstance(existing, dict) and all(key in existing for key in REPORT_KEYS)):
+        raise ConfigError(f"--output={output} exists and is not a report of evaluate (which "
+                          "replaces only its own); choose another --output")
 
 
 if __name__ == "__main__":

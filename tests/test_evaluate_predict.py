@@ -204,6 +204,29 @@ def test_a_streamed_folder_split_is_evaluated_batch_by_batch(image_run, tmp_path
     assert report["top5_accuracy"] == pytest.approx(top5)
 
 
+def test_an_output_that_is_not_a_report_of_evaluate_is_never_replaced(image_run, tmp_path,
+                                                                      capsys):
+    """Not a run's results.json (which broke the run), nor any other file of the user's; its
+    own report is written again."""
+    model_dir = tmp_path / "moons"
+    make_run(model_dir, input_shape=(2,), num_classes=2, dataset="two_moons")
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"owner": "me"}')
+    for target in (model_dir / "results.json", notes, tmp_path / "plain.txt"):
+        if not target.exists():
+            target.write_text("not JSON")
+        before = target.read_bytes()
+        assert evaluate.main(["evaluate", f"--model_dir={model_dir}", f"--output={target}"]) == 2
+        assert capsys.readouterr().err == (f"error: --output={target} exists and is not a report "
+                                           "of evaluate (which replaces only its own); choose "
+                                           "another --output\n")
+        assert target.read_bytes() == before
+    report = tmp_path / "report.json"
+    for _ in range(2):
+        assert evaluate.main(["evaluate", f"--model_dir={model_dir}", f"--output={report}"]) == 0
+        assert set(evaluate.REPORT_KEYS) <= set(json.loads(report.read_text()))
+
+
 def test_an_unwritable_output_is_one_line_and_status_2(image_run, tmp_path, capsys):
     make_run(tmp_path / "moons", input_shape=(2,), num_classes=2, dataset="two_moons")
     (tmp_path / "report.json").mkdir()  # a directory where the file should go

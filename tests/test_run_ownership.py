@@ -7,6 +7,7 @@ no one: it takes the run's lock."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -142,6 +143,112 @@ def test_a_run_without_marker_holding_other_files_is_not_adopted(tmp_path):
     assert sorted(os.listdir(tmp_path / "old")) == ["checkpoints", "config.json", "thesis.tex"]
 
 
+@pytest.mark.parametrize("hidden", [".tmp-build", ".export-photos", ".overwritten-notes"])
+def test_hidden_names_like_a_run_s_leftovers_make_an_unmarked_directory_not_empty(tmp_path,
+                                                                                  hidden):
+    """Only a marked directory's leftovers can be a run's: elsewhere they are the user's."""
+    folder = tmp_path / "home"
+    (folder / hidden).mkdir(parents=True)
+    (folder / hidden / "draft.txt").write_text("important")
+    before = fingerprint(folder)
+    with pytest.raises(ConfigError, match=f"not an mpl_tf run directory .*it holds {hidden}"):
+        run_dir.prepare(Config(model_dir=str(folder)), overwrite=True)
+    assert fingerprint(folder) == before and os.listdir(folder) == [hidden]
+
+
+@pytest.mark.parametrize("content", ["", "my lockfile notes\n", "1\n", "[1, 2]",
+                                     '{"pid": "x", "host": "h"}'])
+def test_a_refused_directory_s_lock_file_is_left_alone(tmp_path, content):
+    folder = tmp_path / "proj"
+    folder.mkdir()
+    (folder / ".lock").write_text(content)
+    (folder / "data.txt").write_text("data")
+    with pytest.raises(ConfigError, match="not an mpl_tf run directory"):
+        run_dir.prepare(Config(model_dir=str(folder)))
+    assert (folder / ".lock").read_text() == content and (folder / "data.txt").exists()
+
+
+@pytest.mark.parametrize("content", ["my lockfile notes\n", "4242\n", "[1, 2]", "null",
+                                     '{"pid": true, "host": "h"}'])
+def test_a_lock_mpl_tf_did_not_write_is_one_line_and_kept(finished, tmp_path, content):
+    copy = tmp_path / "run"
+    shutil.copytree(finished, copy)
+    (copy / ".lock").write_text(content)
+    with pytest.raises(ConfigError) as error:
+        lock.acquire(str(copy))
+    assert str(error.value) == (f"{copy / '.lock'} is not a lock mpl_tf wrote (a JSON object "
+                                "with pid and host); it is left alone: delete it yourself if no "
+                                "mpl_tf process uses this directory")
+    assert (copy / ".lock").read_text() == content
+
+
+def test_an_empty_lock_is_a_holder_killed_while_writing_it(finished, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(finished, copy)
+    (copy / ".lock").write_text("")
+    lock.acquire(str(copy))
+    try:
+        assert json.loads((copy / ".lock").read_text())["pid"] == os.getpid()
+    finally:
+        lock.release(str(copy))
+
+
+@pytest.mark.parametrize("entry", ["export", "checkpoints", "model"])
+def test_a_run_directory_is_never_made_inside_another_run(finished, tmp_path, entry):
+    """That run's --overwrite, finetuning or export would delete it with its entry."""
+    copy = tmp_path / "run"
+    shutil.copytree(finished, copy)
+    inner = copy / entry / "mine"
+    before = fingerprint(copy)
+    with pytest.raises(ConfigError) as error:
+        run_dir.prepare(Config(model_dir=str(inner)))
+    assert str(error.value) == (f"--model_dir={inner} is inside the run directory {copy} (it "
+                                f"holds {MARKER}), whose --overwrite, finetuning or export would "
+                                "delete it; choose a directory outside that run")
+    assert fingerprint(copy) == before and not inner.exists()
+
+
+def test_adopt_takes_only_a_config_json_an_mpl_tf_run_wrote(tmp_path):
+    """Another tool's run (a JSON object without the fields every mpl_tf config has) is not
+    adopted, so --overwrite cannot delete it."""
+    other = tmp_path / "other"
+    (other / "checkpoints").mkdir(parents=True)
+    (other / "model").mkdir()
+    (other / "model" / "pytorch_model.bin").write_bytes(b"w")
+    (other / "config.json").write_text('{"architectures": ["BertModel"], "hidden_size": 768}')
+    (other / "results.json").write_text('{"eval_f1": 0.91}')
+    before = fingerprint(other)
+    with pytest.raises(ConfigError) as error:
+        run_dir.prepare(Config(model_dir=str(other)), overwrite=True, adopt=True)
+    assert str(error.value) == (f"--model_dir={other}: its config.json is not an mpl_tf config "
+                                "(it has no dataset, method, model, seed, train_steps), so the "
+                                "directory is not adopted; choose an empty or new directory")
+    assert fingerprint(other) == before
+
+
+@pytest.mark.parametrize("entry", ["logs", "model", "checkpoints"])
+def test_a_symbolic_link_among_a_run_s_entries_is_refused_unless_overwrite(finished, tmp_path,
+                                                                           entry):
+    """Finetuning deleted logs/finetune through a linked logs/, outside the run."""
+    copy = tmp_path / "run"
+    shutil.copytree(finished, copy)
+    target = tmp_path / "elsewhere"
+    shutil.move(str(copy / entry), str(target))
+    (target / "keep.txt").write_text("mine")
+    os.symlink(target, copy / entry)
+    before = fingerprint(target)
+    for mode in ("train", "finetune"):
+        with pytest.raises(ConfigError) as error:
+            run_dir.prepare(Config(model_dir=str(copy), mode=mode))
+        assert str(error.value) == (f"--model_dir={copy}: {entry} is a symbolic link; a run "
+                                    "writes and deletes inside its own entries only: replace "
+                                    "the link with a copy, or pass --overwrite to start over")
+    assert fingerprint(target) == before
+    run_dir.prepare(Config(model_dir=str(copy), seed=5), overwrite=True)  # the link only goes
+    lock.release(str(copy))
+    assert fingerprint(target) == before and not (copy / entry).exists()
+
+
 def test_a_damaged_marker_refuses_even_overwrite(finished, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(finished, copy)
@@ -149,6 +256,22 @@ def test_a_damaged_marker_refuses_even_overwrite(finished, tmp_path):
     with pytest.raises(Exception, match="mpl_tf_run.json is damaged"):
         run_dir.prepare(Config(model_dir=str(copy)), overwrite=True)
     assert (copy / "results.json").exists()
+
+
+@pytest.mark.parametrize("key", ["../victim", "/tmp/victim", "export/saved_model/../../../v",
+                                 "./config.json", "model//x", ""])
+def test_a_marker_naming_a_file_outside_the_run_is_damaged(finished, tmp_path, key):
+    """Its records are checked and deleted by path: a key outside the run is never trusted."""
+    copy = tmp_path / "run"
+    shutil.copytree(finished, copy)
+    contents = json.loads((copy / MARKER).read_text())
+    contents["files"][key] = "0" * 64
+    (copy / MARKER).write_text(json.dumps(contents))
+    before = fingerprint(tmp_path)
+    with pytest.raises(Exception, match=f"mpl_tf_run.json is damaged \\(its files record names "
+                                        f"'{re.escape(key)}', which is not a path inside the run"):
+        run_dir.prepare(Config(model_dir=str(copy)), overwrite=True)
+    assert fingerprint(tmp_path) == before
 
 
 # --- 5. a lost config.json does not resume another config's checkpoints --------------------------
@@ -365,6 +488,18 @@ def test_an_output_predict_did_not_write_is_not_replaced(two_models, tmp_path, c
         f"error: --output={output}: {output} exists and no {output}.meta.json says what made "
         "it; pass --overwrite to replace it, or choose another --output"]
     assert output.read_text() == "my own table\n"
+
+
+def test_a_meta_file_predict_did_not_write_is_not_replaced(two_models, tmp_path, capsys):
+    output = tmp_path / "report.csv"
+    meta = tmp_path / "report.csv.meta.json"
+    meta.write_text('{"owner": "me", "schema": "v7"}')
+    assert _predict(two_models, "a", output) == 2
+    [line] = error_lines(capsys.readouterr())
+    assert line.startswith(f"error: {meta} is damaged (") and line.endswith(
+        f"it is not predict's record of --output={output}, so it is left alone: choose another "
+        "--output")
+    assert meta.read_text() == '{"owner": "me", "schema": "v7"}' and not output.exists()
 
 
 def test_an_output_that_is_a_directory_fails_before_classifying(two_models, tmp_path, capsys,

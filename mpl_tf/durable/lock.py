@@ -60,15 +60,29 @@ def release_all():
 
 
 def _read(path):
-    """The holder recorded in a lock file; an unreadable one (a holder killed while writing
-    it) counts as a dead holder on this host."""
+    """The holder recorded in a lock file; an empty one (a holder killed between creating and
+    writing it) counts as a dead holder on this host; anything else that is not a lock this
+    module writes is somebody else's file, refused in one line, never deleted."""
     try:
         with open(path) as f:
-            return json.load(f)
+            text = f.read()
     except FileNotFoundError:
         return None
-    except (OSError, ValueError):
+    except OSError as e:
+        raise ConfigError(f"{path} cannot be read ({e.strerror}); delete it if no mpl_tf "
+                          "process uses this directory") from None
+    if not text:
         return {"pid": None, "host": socket.gethostname()}
+    try:
+        holder = json.loads(text)
+    except ValueError:
+        holder = None
+    if not (isinstance(holder, dict) and isinstance(holder.get("host"), str)
+            and isinstance(holder.get("pid"), int) and not isinstance(holder["pid"], bool)):
+        raise ConfigError(f"{path} is not a lock mpl_tf wrote (a JSON object with pid and host); "
+                          "it is left alone: delete it yourself if no mpl_tf process uses this "
+                          "directory")
+    return holder
 
 
 def _alive(holder):

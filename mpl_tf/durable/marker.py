@@ -91,7 +91,18 @@ def problem(value):
             isinstance(name, str) and isinstance(digest, str) and _HEX64.match(digest)
             for name, digest in files.items()):
         return "its files record is not {path: sha256}"
+    outside = next((name for name in files if not _inside_the_run(name)), None)
+    if outside is not None:
+        return f"its files record names {outside!r}, which is not a path inside the run"
     return None
+
+
+def _inside_the_run(name):
+    """Whether a files record's key is a relative path below the run directory, as `_key`
+    writes them (no '..', '.', empty or absolute parts)."""
+    parts = name.split("/")
+    return bool(name) and not name.startswith("/") and all(
+        part not in ("", ".", "..") for part in parts)
 
 
 def read(model_dir):

@@ -1,7 +1,7 @@
 """What an output file was made from, beside it: OUTPUT.meta.json, so that an interrupted
 `predict` resumes only the output of the same model on the same images (another model's rows
 appended to the first's would be a CSV of two models), and an output predict did not make is
-never replaced without --overwrite.
+never replaced without --overwrite (nor a file at OUTPUT.meta.json that is not such a record).
 
 It holds `format`, `saved_model_sha256` (the sha256 of the SavedModel's saved_model.pb and
 variables/variables.index, whose entries carry the checksums of the variables' data),
@@ -76,6 +76,9 @@ def check(output, partial, wanted, overwrite):
                               "pass --overwrite to replace it, or choose another --output")
         if existing == partial:
             return True
+    if os.path.lexists(meta):  # no output beside it: replaced only if it is predict's record
+        readback.read_json(meta, _problem, f"it is not predict's record of --output={output}, "
+                           "so it is left alone: choose another --output")
     return False
 
 

@@ -52,6 +52,9 @@ TRAINED_WEIGHTS = os.path.join(MODEL, "trained.weights.h5")  # the served networ
 # Hidden names a run leaves while it writes (temporary files and directories, the lock).
 _TEMPORARY_PREFIXES = (".tmp-", ".export-", ".overwritten-")
 _TRASH_PREFIX = ".overwritten-"
+# What every config.json a run has written holds, since the first version: --adopt takes a
+# directory only if its config.json has them (any JSON object would pass the fields' checks).
+ADOPTION_FIELDS = ("dataset", "method", "model", "seed", "train_steps")
 
 
 def prepare(config, overwrite=False, adopt=False, command=None):
@@ -72,7 +75,10 @@ def prepare(config, overwrite=False, adopt=False, command=None):
     path = config.model_dir
     if not path:
         raise ConfigError("--model_dir is required: where to write the run's results")
+    _check_outside_runs(path)
     existed = os.path.isdir(path)
+    if existed:  # first without the lock, so a refused directory's own .lock is not touched
+        _check_marked(config, path, overwrite, adopt)
     try:
         os.makedirs(path, exist_ok=True)
         lock.acquire(path)
@@ -80,6 +86,8 @@ def prepare(config, overwrite=False, adopt=False, command=None):
         raise ConfigError(f"--model_dir={path} is not writable: {e.strerror}") from None
     try:
         adopting = _check_marked(config, path, overwrite, adopt)
+        if not overwrite:
+            _check_no_links(path)
         _check(config, path, overwrite)
     except Exception:
         lock.release(path)
@@ -105,10 +113,37 @@ def prepare(config, overwrite=False, adopt=False, command=None):
         raise ConfigError(f"--model_dir={path} is not writable: {e.strerror}") from None
 
 
-def _entries(path):
-    """What `path` holds besides its lock and the leftovers of interrupted writes."""
-    return sorted(name for name in os.listdir(path)
-                  if name != lock.LOCK_NAME and not name.startswith(_TEMPORARY_PREFIXES))
+def _entries(path, leftovers_too=False):
+    """What `path` holds besides its lock and (unless `leftovers_too`) the leftovers of
+    interrupted writes."""
+    return sorted(name for name in os.listdir(path) if name != lock.LOCK_NAME and (
+        leftovers_too or not name.startswith(_TEMPORARY_PREFIXES)))
+
+
+def _check_outside_runs(path):
+    """Raises ConfigError if `path` is inside another run's directory (a parent holds a
+    marker): that run's --overwrite, finetuning or export would delete it with its entry."""
+    parent = os.path.dirname(os.path.realpath(path))
+    while True:
+        if marker.exists(parent):
+            raise ConfigError(f"--model_dir={path} is inside the run directory {parent} (it "
+                              f"holds {MARKER}), whose --overwrite, finetuning or export would "
+                              "delete it; choose a directory outside that run")
+        above = os.path.dirname(parent)
+        if above == parent:
+            return
+        parent = above
+
+
+def _check_no_links(path):
+    """Raises ConfigError if an entry a run writes in `path` is a symbolic link: resuming,
+    finetuning and exporting write and delete inside them, which would reach where it points."""
+    linked = [name for name in ENTRIES if os.path.islink(os.path.join(path, name))]
+    if linked:
+        raise ConfigError(f"--model_dir={path}: {_listed(linked)} "
+                          f"{'is a symbolic link' if len(linked) == 1 else 'are symbolic links'}"
+                          "; a run writes and deletes inside its own entries only: replace "
+                          "the link with a copy, or pass --overwrite to start over")
 
 
 def read_config_dict(path):
@@ -122,10 +157,10 @@ def _check_marked(config, path, overwrite, adopt):
     """Raises ConfigError unless `path` (locked) is empty, or marked as a run's directory with
     a readable marker, or (with `adopt`) an unmarked run directory that may be adopted;
     returns whether it is adopted."""
-    entries = _entries(path)
     if marker.exists(path):
         marker.read(path)  # a damaged marker: DamagedFile, one line
         return False
+    entries = _entries(path, leftovers_too=True)  # unmarked: no hidden name is a run's
     if not entries and config.mode != "finetune":
         return False
     foreign = [name for name in entries if name not in ENTRIES]
@@ -142,7 +177,12 @@ def _check_marked(config, path, overwrite, adopt):
                           "before mpl_tf wrote it, or whose marker was lost): nothing there "
                           "is touched unless you pass --adopt to mark it as a run directory "
                           "(then it resumes, or is replaced with --overwrite)")
-    read_config_dict(path)  # --adopt: config.json must be readable as a run's config
+    saved = read_config_dict(path)  # --adopt: config.json must be readable as a run's config
+    lacking = [name for name in ADOPTION_FIELDS if name not in saved]
+    if lacking:
+        raise ConfigError(f"--model_dir={path}: its {CONFIG} is not an mpl_tf config (it has no "
+                          f"{', '.join(lacking)}), so the directory is not adopted; choose an "
+                          "empty or new directory")
     return True
 
 
