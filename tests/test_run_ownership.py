@@ -26,7 +26,7 @@ from mpl_tf import main as main_lib
 from mpl_tf.config import Config
 from mpl_tf.data.folder import to_tfds
 from mpl_tf.durable import lock, preemption, run_dir
-from mpl_tf.errors import ConfigError
+from mpl_tf.errors import ConfigError, DamagedFile
 from mpl_tf.serving import export
 
 MARKER = "mpl_tf_run.json"
@@ -218,11 +218,10 @@ def test_adopt_takes_only_a_config_json_an_mpl_tf_run_wrote(tmp_path):
     (other / "config.json").write_text('{"architectures": ["BertModel"], "hidden_size": 768}')
     (other / "results.json").write_text('{"eval_f1": 0.91}')
     before = fingerprint(other)
-    with pytest.raises(ConfigError) as error:
+    with pytest.raises(DamagedFile) as error:
         run_dir.prepare(Config(model_dir=str(other)), overwrite=True, adopt=True)
-    assert str(error.value) == (f"--model_dir={other}: its config.json is not an mpl_tf config "
-                                "(it has no dataset, method, model, seed, train_steps), so the "
-                                "directory is not adopted; choose an empty or new directory")
+    assert str(error.value).startswith(f"{other / 'config.json'} is damaged (not an mpl_tf "
+                                       "config: no dataset, method, model, seed, train_steps)")
     assert fingerprint(other) == before
 
 
@@ -272,6 +271,18 @@ def test_a_marker_naming_a_file_outside_the_run_is_damaged(finished, tmp_path, k
                                         f"'{re.escape(key)}', which is not a path inside the run"):
         run_dir.prepare(Config(model_dir=str(copy)), overwrite=True)
     assert fingerprint(tmp_path) == before
+
+
+def test_another_tool_s_config_json_beside_a_copied_export_is_not_read_as_the_run_s(
+        finished, tmp_path, capsys):
+    elsewhere = tmp_path / "x"
+    shutil.copytree(finished / "export", elsewhere / "export")
+    (elsewhere / "config.json").write_text('{"db": "prod"}')
+    assert evaluate.main(["evaluate", f"--saved_model={elsewhere / 'export' / 'saved_model'}",
+                          "--dataset=two_moons"]) == 2
+    [line] = error_lines(capsys.readouterr())
+    assert line.startswith(f"error: {elsewhere / 'config.json'} is damaged (not an mpl_tf "
+                           "config: no dataset, method, model, seed, train_steps)")
 
 
 # --- 5. a lost config.json does not resume another config's checkpoints --------------------------

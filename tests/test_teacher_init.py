@@ -72,7 +72,9 @@ def test_a_control_and_its_ema_start_from_it(finished, method):
 
 def _fake_run(path, model="cnn", num_classes=10, input_shape=(16, 16, 1), weights=b"x"):
     os.makedirs(os.path.join(path, "model"))
-    for name, content in (("config.json", {"model": model, "mlp_hidden": [8, 8]}),
+    for name, content in (("config.json", {"dataset": "digits", "method": "supervised",
+                                           "seed": 0, "train_steps": 4, "model": model,
+                                           "mlp_hidden": [8, 8]}),
                           ("dataset_info.json", {"num_classes": num_classes,
                                                  "input_shape": list(input_shape),
                                                  "class_names": list(map(str, range(num_classes))),

@@ -71,12 +71,21 @@ def _dict_with(**kinds):
     return check
 
 
+# What every config.json a run has written holds, since the first version: a JSON object
+# without them is another tool's (any object would pass the fields' own checks).
+CORE_CONFIG_FIELDS = ("dataset", "method", "model", "seed", "train_steps")
+
+
 def config_problem(value):
-    """Why a config.json's contents cannot be a run's config (each field's own Spec)."""
+    """Why a config.json's contents cannot be a run's config (the core fields there, each
+    field's own Spec)."""
     from mpl_tf.config import Config
 
     if not isinstance(value, dict):
         return "not a JSON object"
+    lacking = [name for name in CORE_CONFIG_FIELDS if name not in value]
+    if lacking:
+        return f"not an mpl_tf config: no {', '.join(lacking)}"
     for field in dataclasses.fields(Config):
         if field.name not in value or field.name == "model_dir":
             continue

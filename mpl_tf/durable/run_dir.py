@@ -52,9 +52,6 @@ TRAINED_WEIGHTS = os.path.join(MODEL, "trained.weights.h5")  # the served networ
 # Hidden names a run leaves while it writes (temporary files and directories, the lock).
 _TEMPORARY_PREFIXES = (".tmp-", ".export-", ".overwritten-")
 _TRASH_PREFIX = ".overwritten-"
-# What every config.json a run has written holds, since the first version: --adopt takes a
-# directory only if its config.json has them (any JSON object would pass the fields' checks).
-ADOPTION_FIELDS = ("dataset", "method", "model", "seed", "train_steps")
 
 
 def prepare(config, overwrite=False, adopt=False, command=None):
@@ -177,12 +174,7 @@ def _check_marked(config, path, overwrite, adopt):
                           "before mpl_tf wrote it, or whose marker was lost): nothing there "
                           "is touched unless you pass --adopt to mark it as a run directory "
                           "(then it resumes, or is replaced with --overwrite)")
-    saved = read_config_dict(path)  # --adopt: config.json must be readable as a run's config
-    lacking = [name for name in ADOPTION_FIELDS if name not in saved]
-    if lacking:
-        raise ConfigError(f"--model_dir={path}: its {CONFIG} is not an mpl_tf config (it has no "
-                          f"{', '.join(lacking)}), so the directory is not adopted; choose an "
-                          "empty or new directory")
+    read_config_dict(path)  # --adopt: config.json must be readable as a run's config
     return True
 
 
