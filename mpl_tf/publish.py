@@ -91,6 +91,7 @@ def publish(export_dir, handle):
     refused or failed upload is an UploadError of one line."""
     directory = model_directory(export_dir, check_handle(handle))
     check_credentials()
+    readback.verify_export(directory)  # what is uploaded is what the run exported
     notes = version_notes(directory)
     try:
         kagglehub.model_upload(handle=handle, local_model_dir=directory,

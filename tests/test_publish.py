@@ -116,3 +116,21 @@ def test_missing_flags_and_export_dir(tmp_path, credentials, capsys):
     assert publish.main(["publish", f"--export_dir={tmp_path / 'none'}",
                          f"--handle={OWNER_HANDLE}/classification"]) == 2
     assert "is not a directory; export the run first" in capsys.readouterr().err
+
+
+def test_an_export_changed_since_its_run_recorded_it_is_not_uploaded(hub_dir, uploads,
+                                                                     credentials, capsys):
+    """What is uploaded is what the run exported: each file against its marker's sha256."""
+    from mpl_tf.config import Config
+    from mpl_tf.durable import marker
+
+    run = hub_dir.parent.parent
+    marker.write(str(run), marker.new(json.loads(Config().to_json()), ["mpl_tf.main"]))
+    marker.record(str(run), ["export"])
+    pb = hub_dir / "classification" / "saved_model.pb"
+    pb.write_bytes(b"another graph")
+    assert publish.main(["publish", f"--export_dir={hub_dir}",
+                         f"--handle={OWNER_HANDLE}/classification"]) == 2
+    [line] = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert line.startswith(f"error: {pb} is not the file the run wrote")
+    assert uploads == []

@@ -224,6 +224,18 @@ def run_of_export(saved_model):
     return None
 
 
+def verify_export(directory):
+    """`verify` for every file the marker of the run that `directory` (a directory below its
+    export/) sits in records below it; nothing to do outside a marked run."""
+    run = run_of_export(directory)
+    if run is None:
+        return
+    prefix = os.path.relpath(os.path.abspath(directory), run).replace(os.sep, "/") + "/"
+    for name in sorted(marker.read(run)["files"]):
+        if name.startswith(prefix):
+            verify(os.path.join(run, name), run)
+
+
 def load_saved_model(saved_model, flag="--saved_model"):
     """tf.saved_model.load of `saved_model`, its files verified against its run's marker (when
     it sits in a run directory that records them); one that cannot be loaded is a DamagedFile,
@@ -233,12 +245,7 @@ def load_saved_model(saved_model, flag="--saved_model"):
     from mpl_tf.durable import quiet
     from mpl_tf.errors import ConfigError
 
-    run = run_of_export(saved_model)
-    if run is not None:
-        prefix = os.path.relpath(os.path.abspath(saved_model), run).replace(os.sep, "/") + "/"
-        for name in sorted(marker.read(run)["files"]):
-            if name.startswith(prefix):
-                verify(os.path.join(run, name), run)
+    verify_export(saved_model)
     if not os.path.exists(os.path.join(saved_model, "saved_model.pb")):
         raise ConfigError(f"{flag}={saved_model} is not a SavedModel directory (no "
                           "saved_model.pb); pass DIR/export/saved_model of an exported run")
