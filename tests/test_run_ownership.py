@@ -110,7 +110,11 @@ def test_overwrite_deletes_only_what_the_run_wrote_and_says_what_it_left(finishe
     assert (copy / "notes.txt").read_text() == "mine" and (copy / "plots" / "a.png").exists()
     assert (f"--overwrite: left notes.txt, plots in {copy} untouched (not written by a run)"
             in capsys.readouterr().out)
-    assert json.loads((copy / MARKER).read_text())["run_id"] != old_id
+    contents = json.loads((copy / MARKER).read_text())
+    assert contents["run_id"] != old_id
+    # the finished run's record holds the run's files only, not the user's beside them
+    assert "results.json" in contents["files"] and not any(
+        name == "notes.txt" or name.startswith("plots/") for name in contents["files"])
 
 
 def _legacy_run(model_dir, extra=None):

@@ -143,15 +143,15 @@ def record(model_dir, relatives=(), forget=()):
     write(model_dir, contents)
 
 
-def seal(model_dir, skip=()):
-    """Records every file of the run (what `skip` names aside: TensorBoard logs, the lock),
+def seal(model_dir, entries):
+    """Records every file below `entries` (the run's own names, less what nothing reads back),
     forgetting records of files no longer there: the finished run, as its files are checked
-    against from now on."""
+    against from now on. A file the user put beside them is not the run's, so never recorded."""
     contents = read(model_dir)
     if contents is None:
         return
-    names = [name for entry in sorted(os.listdir(model_dir)) if entry not in skip
-             and entry != NAME and not entry.startswith(".")
+    names = [name for entry in sorted(entries) if entry != NAME
+             and os.path.lexists(os.path.join(model_dir, entry))
              for name in _files_below(model_dir, entry)]
     contents["files"] = {name: file_hash(os.path.join(model_dir, name)) for name in names}
     write(model_dir, contents)

@@ -188,7 +188,7 @@ def _finish(config, served, results, clock):
         raise
     # The finished run's record: what readers check its files against (TensorBoard's event
     # files aside, which nothing reads back).
-    marker.seal(model_dir, skip=(run_dir.LOGS,))
+    marker.seal(model_dir, [entry for entry in run_dir.ENTRIES if entry != run_dir.LOGS])
     return results
 
 
