@@ -162,10 +162,9 @@ def _batch(default, help):
                 why="no batch this large fits in memory")
 
 
-def _float(default, help, low=0.0, high=None, low_open=False, high_open=False, off=None,
-           why=None):
+def _float(default, help, low=0.0, high=None, low_open=False, high_open=False, off=None):
     return _field(default, Spec("float", help, low=low, high=high, low_open=low_open,
-                                high_open=high_open, off=off, why=why))
+                                high_open=high_open, off=off))
 
 
 def _fraction(default, help, high_open=True):
@@ -254,8 +253,7 @@ class Config:
                           why="the paper's ratio is 7")
     augment_magnitude: float = _float(16.0, "RandAugment magnitude on the released code's scale "
                                       "(levels out of 10; 16 extrapolates, as released for "
-                                      "CIFAR).", high=MAX_MAGNITUDE,
-                                      why="10 is the scale's full strength")
+                                      "CIFAR; at most 100).", high=MAX_MAGNITUDE)
     cutout_size: int = _image_pixels(16, "Side of the cutout square in the strong view "
                                      "(at most the image's side); 0: none.")
     skip_corrupt_images: bool = _bool(False, "Skip unreadable image files (with a warning) "
