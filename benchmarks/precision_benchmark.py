@@ -30,6 +30,7 @@ from mpl_tf.durable import quiet
 tf = quiet.import_tensorflow()
 
 from mpl_tf import cli  # noqa: E402
+from mpl_tf import errors  # noqa: E402
 from mpl_tf.run import loop  # noqa: E402
 from mpl_tf.durable import run_dir  # noqa: E402
 from mpl_tf.method.build import build_model  # noqa: E402
@@ -49,8 +50,12 @@ flags.DEFINE_string("accuracy_seeds", "", "Seeds of the float32-vs-bfloat16 accu
 
 def run(asked):
     """Measures the speed, and the accuracy of the --accuracy_seeds (none by default), of the
-    recipe as `asked` (an `ablation.Table`; its --seeds are not used); writes the table."""
+    recipe as `asked` (an `ablation.Table`); writes the table. --seeds, which every table
+    shares, is refused rather than ignored: the accuracy runs take --accuracy_seeds."""
     base, cfg = asked.base, flags.FLAGS
+    if cfg["seeds"].present:
+        raise errors.ConfigError("--seeds is not used by precision_benchmark: its accuracy "
+                                 'runs take --accuracy_seeds (e.g. --accuracy_seeds="0 1 2")')
     seeds = ablation.parse_seeds(cfg.accuracy_seeds, "accuracy_seeds") \
         if cfg.accuracy_seeds.strip() else ()
     started = time.time()

@@ -75,6 +75,9 @@ def _check_method_flags(config):
 
 
 HELP_FLAGS = ("--help", "--helpshort", "--helpfull")
+# Modules whose flags --help leaves to --helpfull: the libraries', not the command's own (a
+# benchmark's flags live in its module and in benchmarks.ablation, mpl_tf's in mpl_tf.config).
+LIBRARY_MODULES = ("absl.", "tensorflow.", "keras", "tf_keras")
 
 
 def parse_flags(flag_values, argv, doc):
@@ -120,7 +123,8 @@ def _help(flag_values, doc, full):
         listing = flag_values.get_help()
     else:
         listing = "\n".join(flag_values.module_help(module) for module in
-                            sorted(flag_values.flags_by_module_dict()) if "mpl_tf" in module)
+                            sorted(flag_values.flags_by_module_dict())
+                            if not module.startswith(LIBRARY_MODULES))
     more = "" if full else "\n\nTry --helpfull to get a list of all flags."
     return f"{doc.strip()}\n\nflags:\n{listing.strip()}{more}"
 

@@ -155,6 +155,25 @@ def test_precision_benchmark_bad_accuracy_seeds(results):
     assert "--accuracy_seeds=1 a: 'a' is not a seed" in line
 
 
+def test_precision_benchmark_refuses_seeds_it_would_ignore(results):
+    out, runs_dir = results
+    line = assert_refused(table("precision_benchmark", "--seeds=3", f"--out={out}",
+                                f"--runs_dir={runs_dir}"), out, runs_dir)
+    assert "--seeds is not used by precision_benchmark" in line and "--accuracy_seeds" in line
+
+
+@pytest.mark.parametrize("module,own", [("precision_benchmark", "--rounds"),
+                                        ("fashion_mnist_feedback_test", "--seeds")])
+def test_help_lists_the_drivers_own_flags_not_the_libraries(module, own):
+    process = table(module, "--help")
+    assert process.returncode == 0, process.stderr
+    listed = process.stdout
+    for flag in (own, "--out:", "--runs_dir:", "--feedback_weight:"):
+        assert flag in listed, flag
+    for library_flag in ("--verbosity:", "--test_srcdir:"):  # absl.logging's, absltest's
+        assert library_flag not in listed, library_flag
+
+
 def _feedback_records(runs_dir, seed):
     """Records, as the feedback test writes them, of `seed`'s pretraining and every arm, with
     the configs this checkout's recipe gives (so they are reused, not retrained)."""
