@@ -63,9 +63,21 @@ def batch_accuracies(probabilities_fn, batches):
 
 
 def run_probabilities(model_dir):
-    """The served network of the finished run in `model_dir`, as numpy -> probabilities."""
-    network = export.load_run(model_dir).network
-    return lambda images: tf.nn.softmax(network(images, training=False)).numpy()
+    """The served network of the finished run in `model_dir`, as numpy -> probabilities; images
+    of another shape than the run's are a ConfigError (as `saved_model_probabilities` says), not
+    Keras' traceback."""
+    run = export.load_run(model_dir)
+    expected = tuple(run.info["input_shape"])
+
+    def probabilities(images):
+        if tuple(images.shape[1:]) != expected:
+            raise ConfigError(f"--model_dir={model_dir} cannot take inputs of shape "
+                              f"{tuple(images.shape[1:])}: its network takes {expected} "
+                              f"({os.path.join(model_dir, run_dir.DATASET_INFO)}); drop the "
+                              "data flags that change them")
+        return tf.nn.softmax(run.network(images, training=False)).numpy()
+
+    return probabilities
 
 
 def saved_model_probabilities(path):
@@ -152,13 +164,15 @@ def run_directory(values):
 
 
 def _config(values, run):
-    """The data config: the run's own (overridden by flags given explicitly) or the flags'."""
+    """The data config: the run's own (overridden by flags given explicitly) or the flags';
+    checked as main checks its flags (`Config.validate`), so a bad value is one line rather than
+    a traceback from the data or the batching."""
     given = config_lib.Config.from_flags(values)
     if not run:
-        return given
+        return given.validate()
     overrides = {field.name: getattr(given, field.name) for field in dataclasses.fields(given)
                  if field.name != "model_dir" and values[field.name].present}
-    return readback.read_config(run).replace(**overrides)
+    return readback.read_config(run).replace(**overrides).validate()
 
 
 def main(argv):

@@ -100,6 +100,29 @@ def test_bad_evaluations_fail_in_one_line(image_run, capsys, args, message):
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err
 
 
+@pytest.mark.parametrize("flag,message", [
+    ("--eval_batch_size=0", "--eval_batch_size=0 must be a positive integer"),
+    ("--num_val=-1", "--num_val=-1 must be >= 0"),
+    ("--split_seed=-1", "--split_seed=-1 must be >= 0"),
+])
+def test_a_bad_training_flag_given_to_evaluate_is_one_line(tmp_path, capsys, flag, message):
+    """evaluate takes every training flag as an override of the run's config; a bad one is
+    refused as main refuses it, not a traceback from deep in the data or the batching."""
+    make_run(tmp_path, input_shape=(2,), num_classes=2, dataset="two_moons")
+    assert evaluate.main(["evaluate", f"--model_dir={tmp_path}", flag]) == 2
+    assert capsys.readouterr().err == f"error: {message}\n"
+
+
+def test_a_run_fed_data_of_another_shape_is_one_line(image_run, capsys):
+    """--model_dir with data flags that change the input (here another dataset) is refused as
+    --saved_model is, not a Keras traceback."""
+    model_dir = image_run[0]
+    assert evaluate.main(["evaluate", f"--model_dir={model_dir}", "--dataset=two_moons"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --model_dir={model_dir} cannot take inputs of shape (2,): its network takes "
+        f"(8, 8, 3) ({model_dir}/dataset_info.json); drop the data flags that change them\n")
+
+
 def write_images(folder, count, seed=0):
     """PNG files (one in a subfolder, one JPEG) of various sizes; returns their relative paths
     and the uint8 arrays."""
