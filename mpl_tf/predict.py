@@ -17,6 +17,7 @@ are resumed only for the same ones, and an output made by another model, from ot
 another program is replaced only with --overwrite.
 """
 
+import contextlib
 import csv
 import io
 import os
@@ -26,6 +27,7 @@ from absl import flags
 
 from mpl_tf import cli
 from mpl_tf.durable import quiet
+from mpl_tf.durable import faults
 from mpl_tf.durable import output_meta
 from mpl_tf.durable import readback
 from mpl_tf.errors import ConfigError, UnreadableInput, UnwritableOutput
@@ -86,8 +88,8 @@ def _read(contents):
         except StopIteration:
             return
         except tf.errors.OpError as e:
-            raise UnreadableInput(f"cannot read an image file: {e.message.splitlines()[0]}"
-                                  ) from None
+            # faults.reason: the file and the cause, without TensorFlow's function-node name
+            raise UnreadableInput(f"cannot read an image file: {faults.reason(e)}") from None
 
 
 def _classify(signature, folder, batch, contents):
@@ -173,6 +175,8 @@ def main(argv):
 
 def _predict(values):
     cli.require(values, "saved_model", "images")
+    # else OUTPUT.meta.json and OUTPUT.partial would be ".meta.json" and ".partial" in the cwd
+    cli.require(values, "output", why="the CSV to write, e.g. --output=predictions.csv")
     if os.path.isdir(values.output):
         raise ConfigError(f"--output={values.output} is a directory; pass a file name, e.g. "
                           f"{os.path.join(values.output, 'predictions.csv')}")
@@ -194,10 +198,21 @@ def _predict(values):
             print(f"Resuming after the {done} predictions in {partial_path(values.output)}")
         written = write_csv(values.output, predict(signature, values.images, files[done:],
                                                    values.batch_size), resume=done > 0)
-    except OSError as e:
-        raise UnwritableOutput(f"{e.filename}: {e.strerror}") from None
+    except BaseException as e:
+        _forget_an_output_never_made(values.output)
+        if isinstance(e, OSError):
+            raise UnwritableOutput(f"{e.filename}: {e.strerror}") from None
+        raise
     print(f"{done + written} predictions written to {values.output}")
     return 0
+
+
+def _forget_an_output_never_made(output):
+    """Removes OUTPUT.meta.json when the call failed before any row was kept (no OUTPUT, no
+    OUTPUT.partial): it would describe a file that does not exist."""
+    if not any(os.path.lexists(path) for path in (output, partial_path(output))):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(output_meta.path(output))
 
 
 if __name__ == "__main__":

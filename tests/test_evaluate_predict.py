@@ -172,6 +172,34 @@ def test_predict_names_an_unreadable_image(image_run, tmp_path, capsys):
     assert not (tmp_path / "preds.csv").exists()
 
 
+def test_a_file_that_cannot_be_read_is_named_and_leaves_nothing(image_run, tmp_path, capsys):
+    """A file that vanished or dangles (a broken symbolic link) is named in a line free of
+    TensorFlow's function names, and a call that wrote no row leaves no OUTPUT.meta.json behind
+    (nothing describes an output that does not exist)."""
+    write_images(tmp_path / "images", 1)
+    dangling = tmp_path / "images" / "gone.png"
+    dangling.symlink_to(tmp_path / "nowhere.png")
+    output = tmp_path / "preds.csv"
+    assert predict.main(["predict", f"--saved_model={image_run[0]}/export/saved_model",
+                         f"--images={tmp_path / 'images'}", f"--output={output}"]) == 2
+    assert capsys.readouterr().err == (f"error: cannot read an image file: {dangling}; No such "
+                                       "file or directory\n")
+    assert sorted(os.listdir(tmp_path)) == ["images"]
+
+
+def test_an_empty_output_is_refused_before_anything_is_written(image_run, tmp_path, capsys,
+                                                               monkeypatch):
+    """--output= once wrote .meta.json and .partial into the working directory and failed with
+    ".partial: No such file or directory"."""
+    write_images(tmp_path / "images", 1)
+    monkeypatch.chdir(tmp_path)
+    assert predict.main(["predict", f"--saved_model={image_run[0]}/export/saved_model",
+                         f"--images={tmp_path / 'images'}", "--output="]) == 2
+    assert capsys.readouterr().err == ("error: --output is required: the CSV to write, e.g. "
+                                       "--output=predictions.csv\n")
+    assert sorted(os.listdir(tmp_path)) == ["images"]
+
+
 def test_predict_refuses_an_empty_folder_and_a_non_image_model(image_run, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert predict.main(["predict", f"--saved_model={image_run[0]}/export/saved_model",
