@@ -201,7 +201,9 @@ def _predict(values):
     except BaseException as e:
         _forget_an_output_never_made(values.output)
         if isinstance(e, OSError):
-            raise UnwritableOutput(f"{e.filename}: {e.strerror}") from None
+            # as evaluate says it: the flag, not the temporary file the write failed on
+            raise UnwritableOutput(f"cannot write --output={values.output}: {e.strerror}"
+                                   ) from None
         raise
     print(f"{done + written} predictions written to {values.output}")
     return 0

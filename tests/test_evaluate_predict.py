@@ -187,6 +187,18 @@ def test_a_file_that_cannot_be_read_is_named_and_leaves_nothing(image_run, tmp_p
     assert sorted(os.listdir(tmp_path)) == ["images"]
 
 
+def test_an_unwritable_output_is_named_by_its_flag(image_run, tmp_path, capsys):
+    """predict said "DIR/.tmp-abc123: Permission denied", a temporary file the user never
+    named; like evaluate, it names --output and the cause."""
+    write_images(tmp_path / "images", 1)
+    output = "/proc/predictions.csv"  # an existing directory no one may create files in
+    assert predict.main(["predict", f"--saved_model={image_run[0]}/export/saved_model",
+                         f"--images={tmp_path / 'images'}", f"--output={output}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write --output={output}: ") and ".tmp-" not in err
+    assert err.count("\n") == 1
+
+
 def test_an_empty_output_is_refused_before_anything_is_written(image_run, tmp_path, capsys,
                                                                monkeypatch):
     """--output= once wrote .meta.json and .partial into the working directory and failed with
