@@ -81,6 +81,17 @@ CASES = {
     "a uda ratio beyond the pool": (
         [*DIGITS, "--uda_ratio=100"],
         "--uda_ratio=100 (an unlabeled batch of 1600) is above its limit of "),
+    # labeled 50 + validation 1208 are digits' 1258 training images: the pool is empty, which
+    # was a tf.data traceback (supervised, after writing the run directory) or "a batch above
+    # its limit of 0" (mpl)
+    "no unlabeled example left (supervised)": (
+        [*DIGITS, "--method=supervised", "--num_val=1208", "--unlabeled_excludes_labeled"],
+        "--dataset=digits leaves no unlabeled examples: its 50 labeled and 1208 validation "
+        "examples are all of its training examples, and --unlabeled_excludes_labeled keeps the "
+        "labeled ones out of the pool; lower --num_val or drop --unlabeled_excludes_labeled"),
+    "no unlabeled example left (mpl)": (
+        [*DIGITS, "--num_val=1208", "--unlabeled_excludes_labeled"],
+        "--dataset=digits leaves no unlabeled examples: "),
     "a finetuning batch beyond the labeled examples": (
         [*MOONS, "--finetune_steps=10"],
         "--finetune_batch_size=512 is above its limit of 12: the labeled examples of "

@@ -9,7 +9,8 @@ Specs (config.py).
                               before anything is resized; ImageNet's sizes vary: its cap only)
     --cutout_size             the side of the training images
     --labeled_batch_size      the labeled examples
-    --unlabeled_batch_size    the unlabeled pool (also as --uda_ratio x --labeled_batch_size)
+    --unlabeled_batch_size    the unlabeled pool (also as --uda_ratio x --labeled_batch_size),
+                              which may not be empty
     --finetune_batch_size     the labeled examples (when finetuning)
     --num_labeled, --num_val  the training set (split_plan checks them as it cuts)
 
@@ -57,6 +58,11 @@ def check(config, data, unlabeled_batches=True):
                       f"the labeled examples of {where}; a larger batch repeats examples "
                       "within every batch")
     unlabeled = data.size("unlabeled")
+    if not unlabeled:  # every method reads unlabeled batches, even one that ignores them
+        raise ConfigError(f"{where} leaves no unlabeled examples: its {labeled} labeled and "
+                          f"{data.size('val')} validation examples are all of its training "
+                          "examples, and --unlabeled_excludes_labeled keeps the labeled ones out "
+                          "of the pool; lower --num_val or drop --unlabeled_excludes_labeled")
     if unlabeled_batches and config.global_unlabeled_batch_size > unlabeled:
         flag, value = (("uda_ratio", f"{config.uda_ratio} (an unlabeled batch of "
                         f"{config.global_unlabeled_batch_size})") if config.uda_ratio
