@@ -325,8 +325,8 @@ class Config:
                                               "control); with --uda_weight=0, 0 leaves MPL's "
                                               "teacher to the feedback alone.")
     teacher_init: str = _path(None, "A finished run's directory: the teacher (MPL) or the network "
-                              "(supervised, uda) starts from its served network, which must "
-                              "have the same --model, classes and input shape.")
+                              "(supervised, uda, fixmatch) starts from its served network, which "
+                              "must have the same --model, classes and input shape.")
 
     # --- finetuning, the teacher's UDA objective and the views -------------------------------
     finetune_steps: int = _int(0, "Steps of finetuning the served network (the EMA student) on "

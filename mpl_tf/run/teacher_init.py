@@ -1,4 +1,4 @@
-"""`--teacher_init=RUN_DIR`: MPL's teacher (or, for --method=supervised and uda, the one network)
+"""`--teacher_init=RUN_DIR`: MPL's teacher (or the one network of supervised, uda and fixmatch)
 starts from the served network of a finished run (model/serving.weights.h5, the network that run
 evaluated and exported), e.g. a teacher pretrained on swapped labels for the feedback test.
 
