@@ -27,7 +27,6 @@ from absl import flags
 
 from mpl_tf import cli
 from mpl_tf.durable import quiet
-from mpl_tf.durable import faults
 from mpl_tf.durable import output_meta
 from mpl_tf.durable import readback
 from mpl_tf.errors import ConfigError, UnreadableInput, UnwritableOutput
@@ -88,6 +87,9 @@ def _read(contents):
         except StopIteration:
             return
         except tf.errors.OpError as e:
+            # imported here: it imports TensorFlow, which must first be imported quietly (above)
+            from mpl_tf.durable import faults
+
             # faults.reason: the file and the cause, without TensorFlow's function-node name
             raise UnreadableInput(f"cannot read an image file: {faults.reason(e)}") from None
 

@@ -4,6 +4,8 @@ folder to CSV, on hand-made finished runs; bad input fails in one line with exit
 import csv
 import json
 import os
+import subprocess
+import sys
 import types
 
 import numpy as np
@@ -17,6 +19,8 @@ from mpl_tf import predict
 from mpl_tf.durable import files
 from mpl_tf.data import sources
 from mpl_tf.data import two_moons
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -172,18 +176,21 @@ def test_predict_names_an_unreadable_image(image_run, tmp_path, capsys):
     assert not (tmp_path / "preds.csv").exists()
 
 
-def test_a_file_that_cannot_be_read_is_named_and_leaves_nothing(image_run, tmp_path, capsys):
+def test_a_file_that_cannot_be_read_is_named_and_leaves_nothing(image_run, tmp_path):
     """A file that vanished or dangles (a broken symbolic link) is named in a line free of
     TensorFlow's function names, and a call that wrote no row leaves no OUTPUT.meta.json behind
-    (nothing describes an output that does not exist)."""
+    (nothing describes an output that does not exist). In a fresh process, as a user runs it:
+    the line must be all of stderr, without TensorFlow's start-up notices."""
     write_images(tmp_path / "images", 1)
     dangling = tmp_path / "images" / "gone.png"
     dangling.symlink_to(tmp_path / "nowhere.png")
-    output = tmp_path / "preds.csv"
-    assert predict.main(["predict", f"--saved_model={image_run[0]}/export/saved_model",
-                         f"--images={tmp_path / 'images'}", f"--output={output}"]) == 2
-    assert capsys.readouterr().err == (f"error: cannot read an image file: {dangling}; No such "
-                                       "file or directory\n")
+    done = subprocess.run([sys.executable, "-m", "mpl_tf.predict",
+                           f"--saved_model={image_run[0]}/export/saved_model",
+                           f"--images={tmp_path / 'images'}", f"--output={tmp_path / 'p.csv'}"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr == (f"error: cannot read an image file: {dangling}; No such file or "
+                           "directory\n")
     assert sorted(os.listdir(tmp_path)) == ["images"]
 
 
