@@ -201,13 +201,13 @@ def _evaluate(values):
     run = run_directory(values)
     report = evaluate(_config(values, run), values.split, values.model_dir, values.saved_model,
                       run)
+    print(json.dumps(report, indent=2, sort_keys=True))  # first: kept if the write fails
     if values.output:
         try:
             files.write_json(values.output, report)
         except OSError as e:
             raise UnwritableOutput(f"cannot write --output={values.output}: {e.strerror}"
                                    ) from None
-    print(json.dumps(report, indent=2, sort_keys=True))
     return 0
 
 
@@ -217,8 +217,15 @@ REPORT_KEYS = ("dataset", "split", "model", "top_k", "top1_accuracy", "top5_accu
 
 def _check_output(output):
     """Raises ConfigError (before evaluating) if `output` exists and is not a report evaluate
-    wrote: another file, or a run's results.json, is never replaced."""
-    if not os.path.lexists(output) or os.path.isdir(output):  # a directory: the write says so
+    wrote: another file, or a run's results.json, is never replaced; and UnwritableOutput if it
+    is a directory or its directory does not exist (found after evaluating, the report was
+    lost)."""
+    parent = os.path.dirname(os.path.abspath(output))
+    if os.path.isdir(output) or not os.path.isdir(parent):
+        reason = ("Is a directory" if os.path.isdir(output) else "Not a directory"
+                  if os.path.lexists(parent) else "No such file or directory")
+        raise UnwritableOutput(f"cannot write --output={output}: {reason}")
+    if not os.path.lexists(output):
         return
     try:
         with open(output) as f:

@@ -297,6 +297,23 @@ def test_an_output_that_is_not_a_report_of_evaluate_is_never_replaced(image_run,
         assert set(evaluate.REPORT_KEYS) <= set(json.loads(report.read_text()))
 
 
+@pytest.mark.parametrize("where", ["a directory", "under no directory"])
+def test_an_output_that_cannot_be_written_fails_before_evaluating(tmp_path, capsys, monkeypatch,
+                                                                  where):
+    """A directory, or a path whose directory does not exist, is refused before the split is
+    scored: the write came after it and discarded the report (an hour, on ImageNet), which was
+    not printed either."""
+    make_run(tmp_path / "moons", input_shape=(2,), num_classes=2, dataset="two_moons")
+    output = tmp_path / "reports" if where == "a directory" else tmp_path / "no" / "r.json"
+    (tmp_path / "reports").mkdir()
+    monkeypatch.setattr(evaluate, "evaluate", lambda *a, **k: pytest.fail("evaluated"))
+    assert evaluate.main(["evaluate", f"--model_dir={tmp_path / 'moons'}",
+                          f"--output={output}"]) == 2
+    reason = "Is a directory" if where == "a directory" else "No such file or directory"
+    assert capsys.readouterr().err == f"error: cannot write --output={output}: {reason}\n"
+    assert not (tmp_path / "no").exists() and not os.listdir(tmp_path / "reports")
+
+
 def test_an_unwritable_output_is_one_line_and_status_2(image_run, tmp_path, capsys):
     make_run(tmp_path / "moons", input_shape=(2,), num_classes=2, dataset="two_moons")
     (tmp_path / "report.json").mkdir()  # a directory where the file should go
