@@ -67,11 +67,13 @@ def _check_method_flags(config):
     roles = {network.optimizer for network in trainer.NETWORKS}
     if config.teacher_lr == 0 and "teacher" not in roles and not config.network_lr:
         raise errors.ConfigError(f"--teacher_lr=0 freezes MPL's teacher; --method={config.method} "
-                                 "would train nothing (its --network_lr falls back on it)")
+                                 "would train nothing (its --network_lr falls back on it): pass "
+                                 "--network_lr > 0")
     if config.teacher_supervised_weight != 1 and "uda_weight" not in trainer.FLAGS:
+        having = [name for name in method.NAMES if "uda_weight" in method.get(name).FLAGS]
         raise errors.ConfigError(f"--teacher_supervised_weight={config.teacher_supervised_weight:g}"
                                  f" weighs a teacher's objective; --method={config.method} has "
-                                 "none")
+                                 f"none (the methods with one: {', '.join(having)})")
 
 
 HELP_FLAGS = ("--help", "--helpshort", "--helpfull")

@@ -86,11 +86,17 @@ def test_without_its_terms_the_teacher_moves_by_the_feedback_alone():
 
 @pytest.mark.parametrize("changes,message", [
     (dict(method="uda", teacher_lr=0.0), "--teacher_lr=0 freezes MPL's teacher; --method=uda "
-                                         "would train nothing"),
+                                         "would train nothing (its --network_lr falls back on "
+                                         "it): pass --network_lr > 0"),
     (dict(method="supervised", teacher_lr=0.0), "--teacher_lr=0 freezes MPL's teacher"),
     (dict(method="supervised", teacher_supervised_weight=0.0),
-     "--teacher_supervised_weight=0 weighs a teacher's objective; --method=supervised has none"),
+     "--teacher_supervised_weight=0 weighs a teacher's objective; --method=supervised has none "
+     "(the methods with one: mpl, uda)"),
+    (dict(method="fixmatch", teacher_supervised_weight=2.0),
+     "--teacher_supervised_weight=2 weighs a teacher's objective; --method=fixmatch has none "
+     "(the methods with one: mpl, uda)"),
 ])
 def test_conflicts_are_refused(changes, message):
+    """Each line says what is wrong and what would be valid."""
     with pytest.raises(ConfigError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
         cli.validated(Config(**changes))
