@@ -47,7 +47,12 @@ def test_label_fraction_takes_that_share_of_the_training_set():
     (Config(num_labeled=501), "--num_labeled=501 is larger than the training set (500"),
     (Config(num_labeled=9), "--num_labeled=9 is smaller than the number of classes (10)"),
     (Config(label_fraction=0.01), "--label_fraction=0.01 (5 of 500) is smaller than the number"),
-    (Config(num_labeled=490, num_val=20), "plus the validation holdout (--num_val=20)"),
+    (Config(num_labeled=490, num_val=20), "--num_labeled=490 plus the validation holdout "
+     "(--num_val=20) need more than the 500 training examples: at most 10 can be held out"),
+    # --num_val unset: the line said --num_val=5, a value the user never gave
+    (Config(num_labeled=498), "--num_labeled=498 plus the validation holdout (5: the dataset's "
+     "default, as --num_val is unset) need more than the 500 training examples: at most 2 can "
+     "be held out"),
 ])
 def test_impossible_splits_fail_in_one_line(config, message):
     with pytest.raises(ConfigError) as error:

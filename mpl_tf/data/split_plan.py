@@ -66,8 +66,10 @@ def plan(labels, num_classes, config, default_num_val):
     num_val = config.num_val or default_num_val
     rest = np.setdiff1d(np.arange(len(labels)), labeled)
     if num_val > len(rest):
-        raise ConfigError(f"{flag} plus the validation holdout (--num_val={num_val}) need more "
-                          f"than the {len(labels)} training examples")
+        holdout = (f"--num_val={num_val}" if config.num_val  # else name the value used, unset
+                   else f"{num_val}: the dataset's default, as --num_val is unset")
+        raise ConfigError(f"{flag} plus the validation holdout ({holdout}) need more than the "
+                          f"{len(labels)} training examples: at most {len(rest)} can be held out")
     rng = np.random.default_rng([config.split_seed, 1])
     val = np.sort(rng.choice(rest, size=num_val, replace=False))
     unlabeled = np.setdiff1d(np.arange(len(labels)), val)
