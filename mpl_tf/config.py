@@ -418,8 +418,7 @@ class Config:
             value = getattr(self, field.name)
             problem = field.metadata["spec"].problem(value)
             if problem:
-                shown = ",".join(map(str, value)) if field.name == "mlp_hidden" else value
-                raise ConfigError(f"--{field.name}={shown} {problem}")
+                raise ConfigError(f"--{field.name}={flag_text(value)} {problem}")
         self._validate_together()
         self._validate_conflicts()
         return self
@@ -471,6 +470,11 @@ class Config:
         if self.ema_start_step and not self.ema_decay:
             raise ConfigError(f"--ema_start_step={self.ema_start_step} needs --ema_decay > 0 "
                               "(there is no EMA to start)")
+
+
+def flag_text(value):
+    """A field's value as its flag is written (MLP widths comma-separated)."""
+    return ",".join(map(str, value)) if isinstance(value, tuple) else value
 
 
 def _default(name):

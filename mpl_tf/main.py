@@ -6,6 +6,7 @@ is even imported), so a bad value costs one line on stderr and exit status 2, an
 written. --help and --helpshort list the flags, --helpfull also absl's own.
 """
 
+import dataclasses
 import os
 import sys
 
@@ -58,11 +59,33 @@ def _config_from_flags():
         readback.verify(saved, config.model_dir)  # recorded by the run: lost, not never there
         raise errors.ConfigError(f"--mode=finetune needs a finished training run in "
                                  f"--model_dir={config.model_dir} (no config.json)")
+    recorded = readback.read_config(config.model_dir)
+    _refuse_ignored(config, recorded)
     given = {name: getattr(config, name) for name in config_lib.FINETUNING
              if flags.FLAGS[name].present}
-    return cli.validated(readback.read_config(config.model_dir).replace(
-        model_dir=config.model_dir, mode="finetune", strategy=config.strategy, tpu=config.tpu,
-        multi_worker_timeout=config.multi_worker_timeout, **given))
+    machine = {name: getattr(config, name) for name in _MACHINE}
+    return cli.validated(recorded.replace(model_dir=config.model_dir, mode="finetune",
+                                          **machine, **given))
+
+
+# What --mode=finetune takes from this machine's command line besides config_lib.FINETUNING.
+_MACHINE = ("strategy", "tpu", "multi_worker_timeout")
+
+
+def _refuse_ignored(config, recorded):
+    """Raises ConfigError for a flag given with --mode=finetune whose value is not the run's
+    `recorded` one, as finetuning would silently ignore it (repeating the training command, with
+    the recorded values, is fine)."""
+    taken = {*config_lib.FINETUNING, *_MACHINE, "mode", "model_dir"}
+    for name in (field.name for field in dataclasses.fields(config)):
+        value, kept = getattr(config, name), getattr(recorded, name)
+        if name not in taken and flags.FLAGS[name].present and value != kept:
+            raise errors.ConfigError(
+                f"--{name}={config_lib.flag_text(value)} is not the run's "
+                f"--{name}={config_lib.flag_text(kept)} (its config.json): --mode=finetune keeps "
+                "the run's settings and takes only "
+                f"{', '.join('--' + n for n in config_lib.FINETUNING)} from the command line; "
+                f"drop --{name}")
 
 
 _command = []  # this process's command line, recorded in a new run's marker

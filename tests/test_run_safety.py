@@ -90,6 +90,25 @@ def test_finetuning_asks_before_replacing_and_keeps_the_recorded_settings(
     assert results["wall_seconds"] == pytest.approx(sum(results["wall_seconds_per_attempt"]))
 
 
+def test_finetuning_refuses_a_flag_it_would_ignore(finished, tmp_path, capsys):
+    """--mode=finetune keeps the run's settings, so --method=fixmatch (or another --seed) was
+    silently ignored; a value other than the recorded one is refused, and the training command
+    repeated with --mode=finetune (every value the recorded one) still finetunes."""
+    copy = copy_of(finished, tmp_path)
+    before = fingerprint(copy)
+    capsys.readouterr()
+    assert run_main(f"--model_dir={copy}", "--mode=finetune", "--overwrite",
+                    "--method=fixmatch") == 2
+    assert error_lines(capsys.readouterr()) == [
+        "error: --method=fixmatch is not the run's --method=supervised (its config.json): "
+        "--mode=finetune keeps the run's settings and takes only --finetune_steps, "
+        "--finetune_lr, --finetune_batch_size from the command line; drop --method"]
+    assert fingerprint(copy) == before
+    os.chdir(REPO)
+    assert run_main(*SHORT, *FINETUNE, f"--model_dir={copy}", "--mode=finetune",
+                    "--overwrite") == 0
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A finished run that has never been finetuned."""
