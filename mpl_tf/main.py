@@ -80,12 +80,16 @@ def _refuse_ignored(config, recorded):
     for name in (field.name for field in dataclasses.fields(config)):
         value, kept = getattr(config, name), getattr(recorded, name)
         if name not in taken and flags.FLAGS[name].present and value != kept:
+            typed = any(arg.split("=", 1)[0] in (f"--{name}", f"--no{name}")
+                        for arg in _command[1:])
+            drop = f"drop --{name}" if typed else \
+                f"drop the --recipe or --flagfile that sets --{name}"
             raise errors.ConfigError(
                 f"--{name}={config_lib.flag_text(value)} is not the run's "
                 f"--{name}={config_lib.flag_text(kept)} (its config.json): --mode=finetune keeps "
                 "the run's settings and takes only "
                 f"{', '.join('--' + n for n in config_lib.FINETUNING)} from the command line; "
-                f"drop --{name}")
+                f"{drop}")
 
 
 _command = []  # this process's command line, recorded in a new run's marker

@@ -103,6 +103,10 @@ def test_finetuning_refuses_a_flag_it_would_ignore(finished, tmp_path, capsys):
         "error: --method=fixmatch is not the run's --method=supervised (its config.json): "
         "--mode=finetune keeps the run's settings and takes only --finetune_steps, "
         "--finetune_lr, --finetune_batch_size from the command line; drop --method"]
+    # set by a recipe, not typed: the line names what to drop
+    assert run_main(f"--model_dir={copy}", "--mode=finetune", "--recipe=two_moons") == 2
+    [line] = error_lines(capsys.readouterr())
+    assert "is not the run's" in line and "drop the --recipe or --flagfile that sets --" in line
     assert fingerprint(copy) == before
     os.chdir(REPO)
     assert run_main(*SHORT, *FINETUNE, f"--model_dir={copy}", "--mode=finetune",
