@@ -21,6 +21,7 @@ import contextlib
 import csv
 import io
 import os
+import stat
 import sys
 
 from absl import flags
@@ -45,7 +46,20 @@ def image_files(folder):
                    if name.lower().endswith(EXTENSIONS))
     if not found:
         raise ConfigError(f"--images={folder} holds no {'/'.join(EXTENSIONS)} files")
+    special = [name for name in found if _special(os.path.join(folder, name))]
+    if special:  # reading a FIFO blocks until something writes it, a device may never end
+        raise ConfigError(f"--images={folder}: {special[0]} is not a regular file (a FIFO, "
+                          "socket or device); move it out of the folder")
     return found
+
+
+def _special(path):
+    """Whether `path` exists and is not a regular file (a dangling link is left to the read,
+    which names it)."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def load_signature(saved_model):

@@ -194,6 +194,21 @@ def test_a_file_that_cannot_be_read_is_named_and_leaves_nothing(image_run, tmp_p
     assert sorted(os.listdir(tmp_path)) == ["images"]
 
 
+def test_a_fifo_among_the_images_is_refused_not_read(image_run, tmp_path, capsys):
+    """Reading a FIFO named like an image blocks until something writes it: predict would hang.
+    It is refused in one line before the model is loaded, and nothing is written."""
+    write_images(tmp_path / "images", 1)
+    fifo = tmp_path / "images" / "pipe.png"
+    os.mkfifo(fifo)
+    assert predict.main(["predict", f"--saved_model={image_run[0]}/export/saved_model",
+                         f"--images={tmp_path / 'images'}",
+                         f"--output={tmp_path / 'p.csv'}"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --images={tmp_path / 'images'}: pipe.png is not a regular file (a FIFO, "
+        "socket or device); move it out of the folder\n")
+    assert sorted(os.listdir(tmp_path)) == ["images"]
+
+
 def test_an_unwritable_output_is_named_by_its_flag(image_run, tmp_path, capsys):
     """predict said "DIR/.tmp-abc123: Permission denied", a temporary file the user never
     named; like evaluate, it names --output and the cause."""
