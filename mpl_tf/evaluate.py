@@ -16,6 +16,7 @@ evaluation view, the one training's own accuracies use. With K < 5 classes top-5
 """
 
 import dataclasses
+import errno
 import json
 import os
 import sys
@@ -222,9 +223,9 @@ def _check_output(output):
     lost)."""
     parent = os.path.dirname(os.path.abspath(output))
     if os.path.isdir(output) or not os.path.isdir(parent):
-        reason = ("Is a directory" if os.path.isdir(output) else "Not a directory"
-                  if os.path.lexists(parent) else "No such file or directory")
-        raise UnwritableOutput(f"cannot write --output={output}: {reason}")
+        reason = (errno.EISDIR if os.path.isdir(output) else errno.ENOTDIR
+                  if os.path.lexists(parent) else errno.ENOENT)
+        raise UnwritableOutput(f"cannot write --output={output}: {os.strerror(reason)}")
     if not os.path.lexists(output):
         return
     try:

@@ -214,13 +214,10 @@ def _predict(values):
             print(f"Resuming after the {done} predictions in {partial_path(values.output)}")
         written = write_csv(values.output, predict(signature, values.images, files[done:],
                                                    values.batch_size), resume=done > 0)
-    except BaseException as e:
+    except OSError as e:  # as evaluate says it: the flag, not the temporary file it failed on
+        raise UnwritableOutput(f"cannot write --output={values.output}: {e.strerror}") from None
+    finally:  # a finished or resumable call has OUTPUT or OUTPUT.partial: nothing to forget
         _forget_an_output_never_made(values.output)
-        if isinstance(e, OSError):
-            # as evaluate says it: the flag, not the temporary file the write failed on
-            raise UnwritableOutput(f"cannot write --output={values.output}: {e.strerror}"
-                                   ) from None
-        raise
     print(f"{done + written} predictions written to {values.output}")
     return 0
 
